@@ -1,0 +1,1 @@
+"""The HTTP API. Nothing here imports TensorFlow at import time."""

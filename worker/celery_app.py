@@ -1,0 +1,39 @@
+"""The Celery app. Importing it is cheap (no TensorFlow): the API uses it to enqueue."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from common.settings import Settings, get_settings
+
+TRAIN_TASK = "mnistlab.train"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("mnistlab", broker=settings.redis_url, include=["worker.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,  # job state lives in our store, not in a result backend
+        task_default_queue=settings.queue,
+        task_routes={TRAIN_TASK: {"queue": settings.queue}},
+        # Training is long and CPU-bound: take one job at a time, ack it only when done.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_concurrency=settings.worker_concurrency,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            # Every key and channel of this instance carries its name: two instances on one
+            # Redis never see each other's queues or control messages.
+            "global_keyprefix": f"{settings.instance}:",
+            "socket_connect_timeout": settings.broker_timeout_seconds,
+            "socket_timeout": settings.broker_timeout_seconds,
+        },
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+app = make_celery(get_settings())
