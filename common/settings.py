@@ -21,6 +21,10 @@ class Settings(BaseSettings):
         "PostgreSQL: postgresql+psycopg://user@host/db",
     )
     artifacts_dir: Path | None = Field(None, description="Models and plots; default HOME/artifacts.")
+    data_dir: Path | None = Field(
+        None, description="Folder holding mnist.npz and fashion_mnist.npz (the trainer reads "
+        "this variable itself); unset: Keras's cache or download.",
+    )
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker.")
     instance: str = Field(
         "mnistlab",
