@@ -9,7 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-_UNION_TAGS = {"experiment-spec", "recipe-request"}  # tags of the POST /experiments body union, not field names
+# Tags of the POST /experiments body union: not field names, so not shown in error locations.
+_UNION_TAGS = {"experiment-spec", "recipe-request"}
 
 
 def clean_errors(errors: Iterable[dict[str, Any]], prefix: Sequence[str | int] = ()) -> list[dict]:

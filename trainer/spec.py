@@ -265,12 +265,25 @@ class ExperimentSpec(StrictModel):
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
 
+# The tags of the spec's unions (optimizer "name", hidden layer "type").
+_UNION_TAGS = ("name", "type")
+
+
+def _switches_tag(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return any(tag in old and tag in new and old[tag] != new[tag] for tag in _UNION_TAGS)
+
+
 def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Merge a partial spec into a full one: dicts merge key by key, anything else replaces."""
+    """Merge a partial spec into a full one: dicts merge key by key, anything else replaces.
+
+    A nested dict that switches a union's tag (another optimizer "name", another layer "type")
+    replaces the old one whole: one optimizer's settings are not valid for another.
+    """
     merged = dict(base)
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
+        old = merged.get(key)
+        if isinstance(value, dict) and isinstance(old, dict) and not _switches_tag(old, value):
+            merged[key] = deep_merge(old, value)
         else:
             merged[key] = value
     return merged
