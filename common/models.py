@@ -55,6 +55,19 @@ class Experiment(Base):
     )
 
 
+class Sweep(Base):
+    """A grid of experiments queued together; each experiment points back with sweep_id."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str | None] = mapped_column(String(120))
+    base: Mapped[dict[str, Any]]
+    grid: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
 class EpochMetric(Base):
     """One row per (experiment, epoch): the primary key forbids duplicates."""
 

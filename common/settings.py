@@ -40,6 +40,14 @@ class Settings(BaseSettings):
         2.0, gt=0, le=60, description="How long the API waits on the broker before a 503."
     )
 
+    max_request_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, le=1024**3, description="Largest request body (413 above)."
+    )
+    max_images_per_request: int = Field(
+        256, ge=1, le=10000, description="Most images or instances one predict call takes."
+    )
+    max_sweep_points: int = Field(64, ge=1, le=10000, description="Most experiments one sweep queues.")
+
     @field_validator("home", "artifacts_dir")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:

@@ -22,6 +22,7 @@ from common.models import (
     TERMINAL,
     EpochMetric,
     Experiment,
+    Sweep,
     utcnow,
 )
 
@@ -194,3 +195,30 @@ def epochs_after(session: Session, *, experiment_id: str, after: int) -> list[Ep
         .where(EpochMetric.experiment_id == experiment_id, EpochMetric.epoch > after)
         .order_by(EpochMetric.epoch)
     ))
+
+
+def create_sweep(session: Session, *, name: str | None, base: dict[str, Any],
+                 grid: dict[str, Any], owner: str | None = None) -> Sweep:
+    sweep = Sweep(name=name, base=base, grid=grid, owner=owner, created_at=utcnow())
+    session.add(sweep)
+    session.flush()
+    return sweep
+
+
+def get_sweep(session: Session, *, sweep_id: str, owner: str | None = None) -> Sweep | None:
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None or (owner is not None and sweep.owner != owner):
+        return None
+    return sweep
+
+
+def sweep_experiments(session: Session, *, sweep_id: str) -> list[Experiment]:
+    return list(session.scalars(select(Experiment).where(Experiment.sweep_id == sweep_id)
+                                .order_by(Experiment.created_at, Experiment.id)))
+
+
+def experiments_by_ids(session: Session, *, ids: Sequence[str],
+                       owner: str | None = None) -> list[Experiment]:
+    found = {e.id: e for e in session.scalars(select(Experiment).where(Experiment.id.in_(ids)))
+             if owner is None or e.owner == owner}
+    return [found[i] for i in ids if i in found]

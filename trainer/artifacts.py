@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainer import plots
 from trainer.data import CLASS_NAMES, Dataset
 
 if TYPE_CHECKING:
@@ -42,6 +41,8 @@ def write_result_json(out_dir: Path, result: TrainingResult) -> None:
 
 def write_all(out_dir: Path, *, spec: ExperimentSpec, model: Any, result: TrainingResult,
               data: Dataset, x_test: np.ndarray) -> dict[str, str]:
+    from trainer import plots  # matplotlib loads only where plots are drawn
+
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / PLOTS_DIR).mkdir(exist_ok=True)
     _write_atomic(out_dir / SPEC_FILE, spec.model_dump_json(indent=1).encode())

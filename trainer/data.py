@@ -68,6 +68,11 @@ def _from_keras(name: str) -> Dataset:
 @functools.lru_cache(maxsize=4)
 def load_dataset(name: DatasetName) -> Dataset:
     """The raw uint8 data set; cached, so a worker process reads it once."""
+    return read_dataset(name)
+
+
+def read_dataset(name: DatasetName) -> Dataset:
+    """Read the data set afresh (no cache: for processes that only glance at it)."""
     folder = data_dir()
     if folder is not None:
         path = folder / f"{name}.npz"

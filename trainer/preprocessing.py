@@ -27,16 +27,23 @@ class Affine:
         )
 
 
-@functools.lru_cache(maxsize=16)
-def _pixel_stats(dataset: str, n_train: int | None) -> tuple[float, float, float, float]:
-    x = load_dataset(dataset).x_train[:n_train]
+PixelStats = tuple[float, float, float, float]  # min, max, mean, std
+
+
+def pixel_stats(x: np.ndarray) -> PixelStats:
     as_float = x.astype(np.float64)
     return float(x.min()), float(x.max()), float(as_float.mean()), float(as_float.std())
 
 
-def affine_for(data: DataSpec) -> Affine:
-    """Scale and offset for raw pixels; statistics come from the training pixels used."""
-    lo, hi, mean, std = _pixel_stats(data.dataset, data.max_train_samples)
+@functools.lru_cache(maxsize=16)
+def _cached_stats(dataset: str, n_train: int | None) -> PixelStats:
+    return pixel_stats(load_dataset(dataset).x_train[:n_train])
+
+
+def affine_for(data: DataSpec, stats: PixelStats | None = None) -> Affine:
+    """Scale and offset for raw pixels; statistics come from the training pixels used
+    (given, or read from the process's cached data set)."""
+    lo, hi, mean, std = stats or _cached_stats(data.dataset, data.max_train_samples)
     if data.invert:  # statistics of 255 - x
         lo, hi, mean = 255.0 - hi, 255.0 - lo, 255.0 - mean
     span = (hi - lo) or 1.0
