@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,9 +33,6 @@ class Settings(BaseSettings):
         "one Redis without taking each other's jobs.",
     )
     worker_concurrency: int = Field(1, ge=1, le=64, description="Trainings per worker host.")
-    progress_check_seconds: float = Field(
-        0.5, gt=0, le=60, description="How often a running job checks for cancellation."
-    )
     broker_timeout_seconds: float = Field(
         2.0, gt=0, le=60, description="How long the API waits on the broker before a 503."
     )
@@ -47,6 +44,51 @@ class Settings(BaseSettings):
         256, ge=1, le=10000, description="Most images or instances one predict call takes."
     )
     max_sweep_points: int = Field(64, ge=1, le=10000, description="Most experiments one sweep queues.")
+
+    # Leases: a running job's worker beats every heartbeat_seconds; a job whose beat is older
+    # than stale_after_seconds is re-queued (attempts left, a live worker) or failed.
+    heartbeat_seconds: float = Field(2.0, gt=0, le=600, description="How often a running job "
+                                     "renews its lease (and reads cancel requests).")
+    cancel_check_seconds: float = Field(0.25, gt=0, le=60, description="How often a running "
+                                        "job looks for a cancel request (a read, no write).")
+    stale_after_seconds: float = Field(30.0, gt=0, le=86400, description="A running job whose "
+                                       "lease is older than this has lost its worker.")
+    reap_interval_seconds: float = Field(5.0, gt=0, le=3600, description="How often the API "
+                                         "looks for lost and undelivered jobs.")
+    requeue_after_seconds: float = Field(60.0, gt=0, le=86400, description="A queued job "
+                                         "that the broker has not held for this long is sent again.")
+    max_attempts: int = Field(3, ge=1, le=100, description="Runs a job gets before it is failed "
+                              "as 'worker lost'.")
+    job_time_limit_seconds: float = Field(6 * 3600.0, gt=0, le=30 * 86400, description="A job "
+                                          "running longer is failed with 'time limit'.")
+    visibility_timeout_seconds: float | None = Field(None, gt=0, description="Redis redelivers "
+                                                     "an unacknowledged job after this; default "
+                                                     "the hard time limit + 1 h. Must exceed it.")
+    api_keys: str = Field("", description="Comma-separated API keys. Empty: no keys needed. "
+                          "Set: every route but /health needs 'Authorization: Bearer KEY'.")
+
+    @property
+    def hard_time_limit_seconds(self) -> float:
+        return self.job_time_limit_seconds + 60.0
+
+    @property
+    def visibility_timeout(self) -> float:
+        return self.visibility_timeout_seconds or self.hard_time_limit_seconds + 3600.0
+
+    @property
+    def keys(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @model_validator(mode="after")
+    def _check_timeouts(self) -> Settings:
+        # Redis would hand a still-running job to a second worker once this passes.
+        if self.visibility_timeout <= self.hard_time_limit_seconds:
+            raise ValueError(
+                f"visibility_timeout_seconds ({self.visibility_timeout:g}) must exceed the hard "
+                f"time limit ({self.hard_time_limit_seconds:g} = job_time_limit_seconds + 60)")
+        if self.stale_after_seconds <= 2 * self.heartbeat_seconds:
+            raise ValueError("stale_after_seconds must exceed twice heartbeat_seconds")
+        return self
 
     @field_validator("home", "artifacts_dir")
     @classmethod

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from common.models import (
@@ -23,6 +24,7 @@ from common.models import (
     EpochMetric,
     Experiment,
     Sweep,
+    as_utc,
     utcnow,
 )
 
@@ -53,7 +55,7 @@ def create_experiment(
     experiment = Experiment(
         spec=spec, spec_hash=spec_hash, epochs_total=epochs_total, name=name, recipe=recipe,
         owner=owner, sweep_id=sweep_id, status=QUEUED, epochs_done=0, attempt=0,
-        cancel_requested=False, created_at=utcnow(),
+        cancel_requested=False, created_at=utcnow(), queued_at=utcnow(),
     )
     session.add(experiment)
     session.flush()
@@ -94,23 +96,73 @@ def list_experiments(
     return Page(items=rows, total=total)
 
 
-def start_attempt(session: Session, *, experiment_id: str) -> int | None:
-    """Claim a queued (or re-queued) job for a new attempt; None if it must not run."""
-    experiment = session.get(Experiment, experiment_id, with_for_update=True)
+def start_attempt(
+    session: Session,
+    *,
+    experiment_id: str,
+    stale_before: datetime | None = None,
+    max_attempts: int | None = None,
+) -> int | None:
+    """Claim the job for a new attempt; None when it must not run here.
+
+    A queued job is claimed; a running one only once its lease went stale (its worker died).
+    The claim is a compare-and-set on (status, attempt), so of two workers handed the same job
+    exactly one wins, on SQLite and PostgreSQL alike.
+    """
+    experiment = session.get(Experiment, experiment_id, populate_existing=True)
     if experiment is None or experiment.status in TERMINAL:
         return None
     if experiment.cancel_requested:
         _finish(experiment, status=CANCELLED, error=None)
         return None
-    experiment.attempt += 1
-    experiment.status = RUNNING
-    experiment.started_at = experiment.started_at or utcnow()
-    experiment.heartbeat_at = utcnow()
+    if experiment.status == RUNNING:
+        beat = as_utc(experiment.heartbeat_at)
+        if stale_before is None or (beat is not None and beat > stale_before):
+            return None  # alive elsewhere
+    if max_attempts is not None and experiment.attempt >= max_attempts:
+        _finish(experiment, status=FAILED, error=f"worker lost, {experiment.attempt} attempts")
+        return None
+    now = utcnow()
+    claimed = session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status == experiment.status,
+               Experiment.attempt == experiment.attempt)
+        .values(attempt=experiment.attempt + 1, status=RUNNING, heartbeat_at=now,
+                started_at=func.coalesce(Experiment.started_at, now))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        return None
+    session.refresh(experiment)
     return experiment.attempt
 
 
+def stale_running(session: Session, *, stale_before: datetime) -> list[Experiment]:
+    """Running jobs whose lease was last renewed before `stale_before`."""
+    return list(session.scalars(select(Experiment).where(
+        Experiment.status == RUNNING, Experiment.heartbeat_at < stale_before)))
+
+
+def waiting_since(session: Session, *, before: datetime) -> list[Experiment]:
+    """Queued jobs last handed to the broker before `before`."""
+    return list(session.scalars(select(Experiment).where(
+        Experiment.status == QUEUED, Experiment.queued_at < before)))
+
+
+def requeue(session: Session, *, experiment_id: str, status: str, attempt: int) -> bool:
+    """Put a job back to queued (from a lost run, or to send it again); compare-and-set."""
+    return session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status == status,
+               Experiment.attempt == attempt)
+        .values(status=QUEUED, queued_at=utcnow(), heartbeat_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+
+
 def _owned(session: Session, experiment_id: str, attempt: int) -> Experiment:
-    experiment = session.get(Experiment, experiment_id, with_for_update=True)
+    experiment = session.get(Experiment, experiment_id, with_for_update=True,
+                             populate_existing=True)
     if experiment is None or experiment.attempt != attempt or experiment.status != RUNNING:
         raise StaleAttempt(f"experiment {experiment_id}: attempt {attempt} no longer owns it")
     return experiment
@@ -126,6 +178,15 @@ def record_epoch(
                                 **{k: metrics.get(k) for k in HISTORY_FIELDS}))
     experiment.epochs_done = max(experiment.epochs_done, epoch + 1)
     experiment.heartbeat_at = utcnow()
+
+
+def cancel_requested(session: Session, *, experiment_id: str, attempt: int) -> bool:
+    """Whether the job was asked to stop; raises StaleAttempt once this attempt lost it."""
+    row = session.execute(select(Experiment.cancel_requested, Experiment.status,
+                                 Experiment.attempt).where(Experiment.id == experiment_id)).first()
+    if row is None or row.attempt != attempt or row.status != RUNNING:
+        raise StaleAttempt(f"experiment {experiment_id}: attempt {attempt} no longer owns it")
+    return bool(row.cancel_requested)
 
 
 def heartbeat(session: Session, *, experiment_id: str, attempt: int) -> bool:
@@ -161,6 +222,18 @@ def fail(session: Session, *, experiment_id: str, error: str) -> None:
     experiment = session.get(Experiment, experiment_id, with_for_update=True)
     if experiment is not None and experiment.status not in TERMINAL:
         _finish(experiment, status=FAILED, error=error)
+
+
+def fail_if(session: Session, *, experiment_id: str, status: str, attempt: int,
+            error: str) -> bool:
+    """Fail the job if it is still in (status, attempt); compare-and-set."""
+    return session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status == status,
+               Experiment.attempt == attempt)
+        .values(status=FAILED, error=error, finished_at=utcnow(), heartbeat_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
 
 
 def request_cancel(session: Session, *, experiment: Experiment) -> None:

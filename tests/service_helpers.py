@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -113,3 +114,28 @@ def wait_for(check, seconds: float, message: str, process: subprocess.Popen | No
             raise RuntimeError(f"{message} (exited {process.returncode})")
         time.sleep(0.1)
     raise TimeoutError(message)
+
+
+# Jobs through the live API
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def small_experiment(epochs: int, samples: int = 3000, name: str = "e2e") -> dict[str, Any]:
+    return {"recipe": "scaled", "overrides": {
+        "name": name, "training": {"epochs": epochs, "batch_size": 32},
+        "data": {"max_train_samples": samples}}}
+
+
+def submit(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.post("/experiments", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def wait_until_done(client: httpx.Client, experiment_id: str, seconds: float = 180) -> dict:
+    return wait_for(
+        lambda: (e := client.get(f"/experiments/{experiment_id}").json())["status"] in TERMINAL
+        and e, seconds, f"experiment {experiment_id} did not end")
+
+

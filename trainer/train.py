@@ -88,8 +88,14 @@ def train(
     spec: ExperimentSpec,
     out_dir: Path | None = None,
     reporter: Reporter | None = None,
+    *,
+    checkpoint_dir: Path | None = None,
 ) -> TrainingResult:
-    """Train one experiment; write its artifacts to out_dir when given."""
+    """Train one experiment; write its artifacts to out_dir when given.
+
+    With checkpoint_dir, the weights and optimizer state are saved after every epoch, and a
+    run that finds a checkpoint there resumes after its last finished epoch.
+    """
     import keras
 
     from trainer.callbacks import EpochTimer, LearningRateLogger, ReportEpoch, StopOnRequest
@@ -119,6 +125,11 @@ def train(
 
     stopper = StopOnRequest(tee)
     callbacks: list[Any] = [EpochTimer(), LearningRateLogger(), stopper, ReportEpoch(tee, stopper)]
+    if checkpoint_dir is not None:
+        # After ReportEpoch: an epoch is stored before its checkpoint, so a crash in between
+        # repeats the epoch (stored once) rather than leaving a gap in the history.
+        callbacks.append(keras.callbacks.BackupAndRestore(str(checkpoint_dir),
+                                                          double_checkpoint=True))
     early = spec.training.early_stopping
     early_cb = None
     if early is not None:

@@ -28,10 +28,17 @@ def make_celery(settings: Settings) -> Celery:
             # Every key and channel of this instance carries its name: two instances on one
             # Redis never see each other's queues or control messages.
             "global_keyprefix": f"{settings.instance}:",
+            # Longer than the hard time limit (Settings checks), so Redis never hands a job
+            # that is still running to a second worker.
+            "visibility_timeout": settings.visibility_timeout,
             "socket_connect_timeout": settings.broker_timeout_seconds,
             "socket_timeout": settings.broker_timeout_seconds,
         },
         worker_hijack_root_logger=False,
+        # The soft limit raises inside the job, which records "time limit"; the hard one
+        # (a minute later) kills a job that ignores it.
+        task_soft_time_limit=settings.job_time_limit_seconds,
+        task_time_limit=settings.hard_time_limit_seconds,
     )
     return app
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import OwnerDep
 from api.deps import SessionDep
 from api.routes.experiments import ID_PATTERN
 from api.schemas import ErrorOut
@@ -58,12 +59,12 @@ def differing(specs: list[dict[str, Any]]) -> list[str]:
     return [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
 
 
-def _load(session: Any, ids: str) -> list[tuple[Any, dict[str, list]]]:
+def _load(session: Any, ids: str, owner: str | None) -> list[tuple[Any, dict[str, list]]]:
     wanted = [i for i in dict.fromkeys(p.strip() for p in ids.split(",")) if i]
     if not 1 <= len(wanted) <= MAX_RUNS:
         raise HTTPException(422, f"ids: give 1 to {MAX_RUNS} comma-separated experiment ids")
     bad = [i for i in wanted if not ID_PATTERN.match(i)]
-    found = store.experiments_by_ids(session, ids=[i for i in wanted if i not in bad])
+    found = store.experiments_by_ids(session, ids=[i for i in wanted if i not in bad], owner=owner)
     missing = [i for i in wanted if i not in {e.id for e in found}]
     if missing:
         raise HTTPException(404, f"experiments not found: {', '.join(missing)}")
@@ -71,8 +72,8 @@ def _load(session: Any, ids: str) -> list[tuple[Any, dict[str, list]]]:
 
 
 @router.get("", response_model=CompareOut, responses={404: {"model": ErrorOut}})
-def compare(ids: IdsQuery, session: SessionDep) -> CompareOut:
-    runs = _load(session, ids)
+def compare(ids: IdsQuery, session: SessionDep, owner: OwnerDep) -> CompareOut:
+    runs = _load(session, ids, owner)
     fields = differing([e.spec for e, _ in runs])
     out = []
     for experiment, history in runs:
@@ -94,12 +95,12 @@ def compare(ids: IdsQuery, session: SessionDep) -> CompareOut:
 @router.get("/plot.png", response_class=Response,
             responses={200: {"content": {"image/png": {}}}, 404: {"model": ErrorOut}},
             summary="The runs' curves of one metric overlaid; the legend names what differs")
-async def compare_plot(ids: IdsQuery, session: SessionDep,
+async def compare_plot(ids: IdsQuery, session: SessionDep, owner: OwnerDep,
                        metric: Annotated[str, Query(pattern="^(val_)?(loss|accuracy)$")]
                        = "val_accuracy") -> Response:
     from trainer.plots import overlay_png
 
-    runs = _load(session, ids)
+    runs = _load(session, ids, owner)
     fields = differing([e.spec for e, _ in runs])
     series = {}
     for experiment, history in runs:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import OwnerDep
 from api.deps import SettingsDep
 from api.routes.experiments import NOT_FOUND, find_experiment, to_out
 from common import store
@@ -23,16 +24,17 @@ router = APIRouter(prefix="/experiments", tags=["experiments"])
 POLL_SECONDS = 0.25
 
 
-def _snapshot(settings: Settings, experiment_id: str, after: int) -> tuple[dict[str, Any], list]:
+def _snapshot(settings: Settings, experiment_id: str, owner: str | None,
+              after: int) -> tuple[dict[str, Any], list]:
     with session_factory(settings.database)() as session:
-        experiment = find_experiment(session, experiment_id)
+        experiment = find_experiment(session, experiment_id, owner)
         epochs = store.epochs_after(session, experiment_id=experiment_id, after=after)
         rows = [{"epoch": e.epoch, **{k: getattr(e, k) for k in store.HISTORY_FIELDS}}
                 for e in epochs]
         return to_out(experiment).model_dump(mode="json"), rows
 
 
-async def _stream(request: Request, settings: Settings, experiment_id: str,
+async def _stream(request: Request, settings: Settings, experiment_id: str, owner: str | None,
                   first: dict[str, Any], rows: list) -> AsyncIterator[dict[str, str]]:
     status = None
     last_epoch = -1
@@ -49,7 +51,8 @@ async def _stream(request: Request, settings: Settings, experiment_id: str,
             yield {"event": "end", "data": json.dumps({"status": status})}
             return
         await asyncio.sleep(POLL_SECONDS)
-        current, rows = await run_in_threadpool(_snapshot, settings, experiment_id, last_epoch)
+        current, rows = await run_in_threadpool(_snapshot, settings, experiment_id, owner,
+                                                 last_epoch)
 
 
 @router.get(
@@ -60,7 +63,8 @@ async def _stream(request: Request, settings: Settings, experiment_id: str,
     response_class=EventSourceResponse,
     summary="Live progress as server-sent events",
 )
-async def experiment_events(experiment_id: str, request: Request,
-                            settings: SettingsDep) -> EventSourceResponse:
-    first, rows = await run_in_threadpool(_snapshot, settings, experiment_id, -1)  # 404 early
-    return EventSourceResponse(_stream(request, settings, experiment_id, first, rows), ping=15)
+async def experiment_events(experiment_id: str, request: Request, settings: SettingsDep,
+                            owner: OwnerDep) -> EventSourceResponse:
+    first, rows = await run_in_threadpool(_snapshot, settings, experiment_id, owner, -1)
+    return EventSourceResponse(_stream(request, settings, experiment_id, owner, first, rows),
+                               ping=15)

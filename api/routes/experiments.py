@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from api.auth import OwnerDep
 from api.deps import SessionDep, SettingsDep
 from api.errors import clean_errors
 from api.queue import enqueue_training
@@ -53,9 +54,9 @@ def to_out(experiment: Experiment) -> ExperimentOut:
     )
 
 
-def find_experiment(session: Any, experiment_id: str) -> Experiment:
+def find_experiment(session: Any, experiment_id: str, owner: str | None) -> Experiment:
     """The experiment or a 404; ids are checked by shape before they go anywhere."""
-    experiment = (store.get_experiment(session, experiment_id=experiment_id)
+    experiment = (store.get_experiment(session, experiment_id=experiment_id, owner=owner)
                   if ID_PATTERN.match(experiment_id) else None)
     if experiment is None:
         raise HTTPException(status_code=404, detail=f"experiment {experiment_id!r} not found")
@@ -77,12 +78,11 @@ def resolve_spec(body: RecipeRequest | ExperimentSpec) -> tuple[ExperimentSpec, 
 
 
 def submit(session: SessionDep, request: Request, spec: ExperimentSpec, recipe: str | None,
-           sweep_id: str | None = None) -> Experiment:
+           owner: str | None) -> Experiment:
     """Store a queued job, then hand it to the broker; a dead broker leaves nothing behind."""
     experiment = store.create_experiment(
         session, spec=spec.model_dump(mode="json"), spec_hash=spec.spec_hash(),
-        epochs_total=spec.training.epochs, name=spec.name or recipe, recipe=recipe,
-        sweep_id=sweep_id)
+        epochs_total=spec.training.epochs, name=spec.name or recipe, recipe=recipe, owner=owner)
     session.commit()
     try:
         enqueue_training(request.app.state.celery, experiment.id)
@@ -104,6 +104,7 @@ def submit(session: SessionDep, request: Request, spec: ExperimentSpec, recipe: 
 def create_experiment(
     body: ExperimentRequest,
     session: SessionDep,
+    owner: OwnerDep,
     request: Request,
     response: Response,
     dry_run: Annotated[bool, Query(description="Validate and summarise only")] = False,
@@ -113,7 +114,7 @@ def create_experiment(
         response.status_code = 200
         return DryRunOut(spec=spec.model_dump(mode="json"), spec_hash=spec.spec_hash(),
                          summary=summarize(spec))
-    experiment = submit(session, request, spec, recipe)
+    experiment = submit(session, request, spec, recipe, owner)
     response.headers["Location"] = f"/experiments/{experiment.id}"
     return to_out(experiment)
 
@@ -121,6 +122,7 @@ def create_experiment(
 @router.get("", response_model=ExperimentPage, summary="List experiments, newest first")
 def list_experiments(
     session: SessionDep,
+    owner: OwnerDep,
     status: StatusFilter | None = None,
     name: Annotated[str | None, Query(max_length=120)] = None,
     recipe: Annotated[str | None, Query(max_length=64)] = None,
@@ -129,20 +131,21 @@ def list_experiments(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> ExperimentPage:
     page = store.list_experiments(session, status=status, name=name, recipe=recipe,
-                                  sweep_id=sweep_id, limit=limit, offset=offset)
+                                  sweep_id=sweep_id, owner=owner, limit=limit,
+                                  offset=offset)
     return ExperimentPage(items=[to_out(e) for e in page.items], total=page.total,
                           limit=limit, offset=offset)
 
 
 @router.get("/{experiment_id}", response_model=ExperimentOut, responses=NOT_FOUND)
-def get_experiment(experiment_id: str, session: SessionDep) -> ExperimentOut:
-    return to_out(find_experiment(session, experiment_id))
+def get_experiment(experiment_id: str, session: SessionDep, owner: OwnerDep) -> ExperimentOut:
+    return to_out(find_experiment(session, experiment_id, owner))
 
 
 @router.get("/{experiment_id}/history", response_model=HistoryOut, responses=NOT_FOUND,
             summary="Per-epoch metrics so far, in Keras's History.history shape")
-def get_history(experiment_id: str, session: SessionDep) -> dict[str, list[Any]]:
-    find_experiment(session, experiment_id)
+def get_history(experiment_id: str, session: SessionDep, owner: OwnerDep) -> dict[str, list[Any]]:
+    find_experiment(session, experiment_id, owner)
     return store.history(session, experiment_id=experiment_id)
 
 
@@ -151,8 +154,8 @@ def get_history(experiment_id: str, session: SessionDep) -> dict[str, list[Any]]
     responses={**NOT_FOUND, 409: {"model": ErrorOut, "description": "Already ended"}},
     summary="Cancel: a queued job never starts; a running one stops within an epoch",
 )
-def cancel_experiment(experiment_id: str, session: SessionDep) -> ExperimentOut:
-    experiment = find_experiment(session, experiment_id)
+def cancel_experiment(experiment_id: str, session: SessionDep, owner: OwnerDep) -> ExperimentOut:
+    experiment = find_experiment(session, experiment_id, owner)
     if experiment.status in TERMINAL:
         raise HTTPException(409, f"experiment {experiment_id} already {experiment.status}")
     store.request_cancel(session, experiment=experiment)
@@ -165,8 +168,9 @@ def cancel_experiment(experiment_id: str, session: SessionDep) -> ExperimentOut:
     responses={**NOT_FOUND, 409: {"model": ErrorOut, "description": "Still queued or running"}},
     summary="Delete a finished job's record and artifacts",
 )
-def delete_experiment(experiment_id: str, session: SessionDep, settings: SettingsDep) -> Response:
-    experiment = find_experiment(session, experiment_id)
+def delete_experiment(experiment_id: str, session: SessionDep, owner: OwnerDep,
+                      settings: SettingsDep) -> Response:
+    experiment = find_experiment(session, experiment_id, owner)
     if experiment.status not in TERMINAL:
         raise HTTPException(409, f"experiment {experiment_id} is {experiment.status}; "
                                  "cancel it first")

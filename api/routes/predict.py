@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api import artifacts
+from api.auth import OwnerDep
 from api.deps import SessionDep, SettingsDep
 from api.routes.experiments import find_experiment
 from api.schemas import ErrorOut, ValidationErrorOut
@@ -109,11 +110,12 @@ async def uploads_to_pixels(request: Request, limit: int) -> tuple[np.ndarray, l
 async def predict(
     request: Request,
     session: SessionDep,
+    owner: OwnerDep,
     settings: SettingsDep,
     experiment_id: Annotated[str, Query(max_length=64)],
     include_image: Annotated[bool, Query(description="Return the 28x28 input as seen")] = False,
 ) -> PredictOut:
-    experiment = find_experiment(session, experiment_id)
+    experiment = find_experiment(session, experiment_id, owner)
     path = artifacts.model_path(settings, experiment)
     dataset = experiment.spec.get("data", {}).get("dataset", "mnist")
     session.close()  # nothing more to read; free the connection while the model works

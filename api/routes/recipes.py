@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Request, Response
 
+from api.auth import OwnerDep
 from api.deps import SessionDep
 from api.routes.experiments import INVALID, resolve_spec, submit, to_out
 from api.schemas import ErrorOut, ExperimentOut, RecipeRequest
@@ -34,12 +35,13 @@ def read_recipe(name: str) -> Recipe:
 def run_recipe(
     name: str,
     session: SessionDep,
+    owner: OwnerDep,
     request: Request,
     response: Response,
     overrides: Annotated[dict[str, Any] | None, Body(examples=[{"training": {"epochs": 3}}])] = None,
 ) -> ExperimentOut:
     read_recipe(name)
     spec, recipe = resolve_spec(RecipeRequest(recipe=name, overrides=overrides or {}))
-    experiment = submit(session, request, spec, recipe)
+    experiment = submit(session, request, spec, recipe, owner)
     response.headers["Location"] = f"/experiments/{experiment.id}"
     return to_out(experiment)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.auth import OwnerDep
 from api.deps import SessionDep, SettingsDep
 from api.grid import GridError, expand, label
 from api.queue import enqueue_training
@@ -76,7 +77,7 @@ def sweep_out(session: Any, sweep: Any) -> SweepOut:
 @router.post("", status_code=201, response_model=SweepOut,
              responses={**INVALID, 503: {"model": ErrorOut}},
              summary="Queue one experiment per point of a grid")
-def create_sweep(body: SweepRequest, session: SessionDep, settings: SettingsDep,
+def create_sweep(body: SweepRequest, session: SessionDep, owner: OwnerDep, settings: SettingsDep,
                  request: Request, response: Response) -> SweepOut:
     base, recipe = resolve_spec(body.base)
     size = 1
@@ -91,7 +92,7 @@ def create_sweep(body: SweepRequest, session: SessionDep, settings: SettingsDep,
     except GridError as exc:
         raise RequestValidationError([{"loc": ("body", *exc.loc), "msg": exc.msg,
                                        "type": "value_error"}]) from None
-    sweep = store.create_sweep(session, name=body.name, grid=body.grid,
+    sweep = store.create_sweep(session, name=body.name, grid=body.grid, owner=owner,
                                base={"spec": base.model_dump(mode="json"), "recipe": recipe,
                                      "points": {}})
     created = []
@@ -101,7 +102,7 @@ def create_sweep(body: SweepRequest, session: SessionDep, settings: SettingsDep,
         created.append((point, store.create_experiment(
             session, spec=spec.model_dump(mode="json"), spec_hash=spec.spec_hash(),
             epochs_total=spec.training.epochs, name=spec.name, recipe=recipe,
-            sweep_id=sweep.id)))
+            owner=owner, sweep_id=sweep.id)))
     sweep.base = {**sweep.base, "points": {e.id: p for p, e in created}}
     session.commit()
     try:
@@ -118,8 +119,9 @@ def create_sweep(body: SweepRequest, session: SessionDep, settings: SettingsDep,
 
 
 @router.get("/{sweep_id}", response_model=SweepOut, responses={404: {"model": ErrorOut}})
-def read_sweep(sweep_id: str, session: SessionDep) -> SweepOut:
-    sweep = store.get_sweep(session, sweep_id=sweep_id) if len(sweep_id) <= 32 else None
+def read_sweep(sweep_id: str, session: SessionDep, owner: OwnerDep) -> SweepOut:
+    sweep = (store.get_sweep(session, sweep_id=sweep_id, owner=owner)
+             if len(sweep_id) <= 32 else None)
     if sweep is None:
         raise HTTPException(404, f"sweep {sweep_id!r} not found")
     return sweep_out(session, sweep)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import timedelta
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from common import store
 from common.db import session_factory, session_scope
-from common.models import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
+from common.models import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, utcnow
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MNISTLAB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -100,7 +101,9 @@ def test_writes_from_a_stale_attempt_are_refused(db_url: str) -> None:
         job = _new(session)
         first = store.start_attempt(session, experiment_id=job)
     with session_scope(db_url) as session:
-        second = store.start_attempt(session, experiment_id=job)
+        assert store.start_attempt(session, experiment_id=job) is None, "lease still fresh"
+        second = store.start_attempt(session, experiment_id=job,
+                                     stale_before=utcnow() + timedelta(seconds=1))
     assert second == first + 1
     with pytest.raises(store.StaleAttempt), session_scope(db_url) as session:
         store.record_epoch(session, experiment_id=job, attempt=first, epoch=0,
@@ -154,3 +157,35 @@ def test_delete_removes_epochs(db_url: str) -> None:
     with session_scope(db_url) as session:
         assert store.get_experiment(session, experiment_id=job) is None
         assert session.scalar(sa.select(sa.func.count()).select_from(store.EpochMetric)) == 0
+
+
+def test_claims_are_compare_and_set_and_capped(db_url: str) -> None:
+    later = utcnow() + timedelta(seconds=1)
+    with session_scope(db_url) as session:
+        job = _new(session)
+    for expected in (1, 2):
+        with session_scope(db_url) as session:
+            assert store.start_attempt(session, experiment_id=job, stale_before=later,
+                                       max_attempts=2) == expected
+    with session_scope(db_url) as session:
+        assert store.start_attempt(session, experiment_id=job, stale_before=later,
+                                   max_attempts=2) is None
+    with session_scope(db_url) as session:
+        experiment = store.get_experiment(session, experiment_id=job)
+        assert experiment.status == FAILED and experiment.error == "worker lost, 2 attempts"
+
+
+def test_requeue_and_fail_if_only_act_on_the_state_they_saw(db_url: str) -> None:
+    with session_scope(db_url) as session:
+        job = _new(session)
+        attempt = store.start_attempt(session, experiment_id=job)
+    with session_scope(db_url) as session:
+        assert not store.requeue(session, experiment_id=job, status=RUNNING, attempt=attempt + 1)
+        assert store.requeue(session, experiment_id=job, status=RUNNING, attempt=attempt)
+        assert not store.fail_if(session, experiment_id=job, status=RUNNING, attempt=attempt,
+                                 error="x")
+    with session_scope(db_url) as session:
+        experiment = store.get_experiment(session, experiment_id=job)
+        assert experiment.status == QUEUED and experiment.attempt == attempt
+        stale = store.waiting_since(session, before=utcnow() + timedelta(seconds=1))
+        assert [e.id for e in stale] == [job]

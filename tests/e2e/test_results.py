@@ -8,9 +8,14 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-
-from service_helpers import SAMPLE_DATA, wait_for
-from test_service import TERMINAL, small_experiment, submit, wait_until_done
+from service_helpers import (
+    SAMPLE_DATA,
+    TERMINAL,
+    small_experiment,
+    submit,
+    wait_for,
+    wait_until_done,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -131,7 +136,7 @@ def test_predict_on_unknown_unfinished_or_wrong_type(live_service, trained) -> N
     assert missing.status_code == 404
     running = submit(client, small_experiment(200, name="busy"))
     busy = client.post("/predict", params={"experiment_id": running["id"]}, json=rows)
-    assert busy.status_code == 409 and "queued" in busy.text or "running" in busy.text
+    assert (busy.status_code == 409 and "queued" in busy.text) or "running" in busy.text
     client.post(f"/experiments/{running['id']}/cancel")
     wrong = client.post("/predict", params={"experiment_id": trained["id"]}, content=b"x",
                         headers={"content-type": "text/plain"})

@@ -4,30 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
-import httpx
 import service_helpers as svc
-
-TERMINAL = {"succeeded", "failed", "cancelled"}
-
-
-def small_experiment(epochs: int, samples: int = 3000, name: str = "e2e") -> dict[str, Any]:
-    return {"recipe": "scaled", "overrides": {
-        "name": name, "training": {"epochs": epochs, "batch_size": 32},
-        "data": {"max_train_samples": samples}}}
-
-
-def submit(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
-    response = client.post("/experiments", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def wait_until_done(client: httpx.Client, experiment_id: str, seconds: float = 180) -> dict:
-    return svc.wait_for(
-        lambda: (e := client.get(f"/experiments/{experiment_id}").json())["status"] in TERMINAL
-        and e, seconds, f"experiment {experiment_id} did not end")
+from service_helpers import TERMINAL, small_experiment, submit, wait_until_done
 
 
 def test_history_grows_while_running_then_succeeds(live_service) -> None:

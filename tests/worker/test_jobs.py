@@ -13,7 +13,8 @@ from worker.jobs import run_experiment
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(home=tmp_path, instance="jobs-test", progress_check_seconds=0.01)
+    return Settings(home=tmp_path, instance="jobs-test", heartbeat_seconds=0.05,
+                    stale_after_seconds=5)
 
 
 def _queue(settings: Settings, **overrides) -> str:
