@@ -6,10 +6,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 # Tags of the POST /experiments body union: not field names, so not shown in error locations.
+BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's words for undecodable bodies
 _UNION_TAGS = {"experiment-spec", "recipe-request"}
 
 
@@ -35,5 +39,24 @@ async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse
     return JSONResponse(status_code=422, content={"detail": errors, "message": one_line(errors)})
 
 
+async def _http_handler(request: Request, exc: Exception) -> Response:
+    """FastAPI's handler, but a 405 lists every method the path allows (not just one route's)."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:
+        # A body that is not even text: a validation error like any other malformed JSON.
+        errors = [{"loc": ["body"], "msg": "body is not valid JSON (or not UTF-8)",
+                   "type": "json_invalid"}]
+        return JSONResponse(status_code=422, content={"detail": errors,
+                                                      "message": one_line(errors)})
+    if exc.status_code == 405:
+        allowed = sorted({method for route in request.app.routes
+                          if isinstance(route, Route) and route.methods
+                          and route.matches({**request.scope, "method": "GET"})[0] != Match.NONE
+                          for method in route.methods})
+        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+    return await http_exception_handler(request, exc)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)

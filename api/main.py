@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api import errors
-from api.auth import require_key
+from api.auth import bearer_scheme, current_owner
 from api.limits import BodySizeLimit
 from api.predictor import ModelCache
 from api.routes import (
@@ -26,6 +26,7 @@ from api.routes import (
     results,
     sweeps,
 )
+from api.schemas import ErrorOut
 from common.db import session_factory
 from common.settings import Settings, get_settings
 from worker.celery_app import make_celery
@@ -80,8 +81,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     session_factory(settings.database)  # creates the tables before the first request
     errors.install(app)
     app.add_exception_handler(RecursionError, _too_deep)
+    guard = [Depends(bearer_scheme), Depends(current_owner)] if settings.keys else []
+    unauthorized = {401: {"model": ErrorOut, "description": "No valid API key"}} if guard else {}
     for module in PROTECTED:
-        app.include_router(module.router, dependencies=[Depends(require_key)])
+        app.include_router(module.router, dependencies=guard, responses=unauthorized)
     app.include_router(health.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     return app

@@ -26,7 +26,7 @@ from api.schemas import (
     ValidationErrorOut,
 )
 from common import store
-from common.models import TERMINAL, Experiment
+from common.models import TERMINAL, Experiment, as_utc
 from trainer.recipes import UnknownRecipe, recipe_spec
 from trainer.spec import ExperimentSpec
 from trainer.summary import summarize
@@ -44,8 +44,8 @@ def to_out(experiment: Experiment) -> ExperimentOut:
     return ExperimentOut(
         id=experiment.id, name=experiment.name, recipe=experiment.recipe,
         status=experiment.status, spec=experiment.spec, spec_hash=experiment.spec_hash,
-        created_at=experiment.created_at, started_at=experiment.started_at,
-        finished_at=experiment.finished_at, epoch=experiment.epochs_done,
+        created_at=as_utc(experiment.created_at), started_at=as_utc(experiment.started_at),
+        finished_at=as_utc(experiment.finished_at), epoch=experiment.epochs_done,
         epochs=experiment.epochs_total, attempt=experiment.attempt,
         cancel_requested=experiment.cancel_requested, metrics=experiment.metrics,
         error=experiment.error, sweep_id=experiment.sweep_id,

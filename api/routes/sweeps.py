@@ -16,6 +16,7 @@ from api.queue import enqueue_training
 from api.routes.experiments import INVALID, resolve_spec
 from api.schemas import ErrorOut, ExperimentRequest
 from common import store
+from common.models import as_utc
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
@@ -68,7 +69,7 @@ def sweep_out(session: Any, sweep: Any) -> SweepOut:
             best_val_accuracy=metrics.get("best_val_accuracy"),
             best_epoch=metrics.get("best_epoch")))
     ids = ",".join(r.experiment_id for r in runs)
-    return SweepOut(id=sweep.id, name=sweep.name, created_at=sweep.created_at, grid=sweep.grid,
+    return SweepOut(id=sweep.id, name=sweep.name, created_at=as_utc(sweep.created_at), grid=sweep.grid,
                     status=counts, runs=runs,
                     links={"compare": f"/compare?ids={ids}",
                            "plot": f"/compare/plot.png?ids={ids}&metric=val_accuracy"})
