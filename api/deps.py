@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 
 from common.db import session_factory
@@ -25,3 +26,13 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def no_repeated_query(request: Request) -> None:
+    """Every query parameter of this API takes one value: a repeat is a mistake, not a list."""
+    seen: set[str] = set()
+    for key, _value in request.query_params.multi_items():
+        if key in seen:
+            raise RequestValidationError([{"loc": ("query", key), "type": "repeated",
+                                           "msg": "given more than once; it takes one value"}])
+        seen.add(key)

@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 
 CACHE_SIZE = 8
-AGREEMENT_ATOL = 1e-5  # largest probability difference from Keras that a numpy pass may show
+# Load-time checks of the numpy pass against Keras. Both compute in float32 and sum in different
+# orders, so they differ by rounding: ~1e-7 on probabilities for scaled inputs, up to ~3e-5 on
+# models fed raw 0-255 pixels (where Keras's own results for batch 1 and batch 200 differ by
+# ~1e-5, and exact float64 arithmetic differs from Keras by up to ~4e-5). A wrong formula shows
+# up orders of magnitude above these bounds.
+AGREEMENT_ATOL = 1e-4  # probabilities, end to end
+LAYER_RTOL = 1e-5  # each layer, fed Keras's own input, relative to its rounding scale
+ACTIVATION_ATOL, ACTIVATION_RTOL = 1e-6, 1e-5  # each activation, elementwise
 PROBES = 16  # random probe images for the load-time check, besides all-0 and all-255
 
 Array = np.ndarray
@@ -139,14 +146,15 @@ def _rescaling(layer: Any) -> Step:
     return lambda x: x * scale + offset
 
 
-def numpy_steps(model: Any) -> list[Step]:
-    """The model's inference as numpy steps; Unsupported for anything not reproduced exactly."""
+def numpy_steps(model: Any) -> list[tuple[Any, Step | None]]:
+    """The model's inference as (layer, numpy step) pairs, None for an identity at inference;
+    Unsupported for anything not reproduced exactly."""
     import keras
 
     layers = keras.layers
     if not isinstance(model, keras.Sequential):
         raise Unsupported(f"model type {type(model).__name__}")
-    steps: list[Step] = []
+    steps: list[tuple[Any, Step | None]] = []
     for layer in model.layers:
         kind = type(layer)
         policy = getattr(getattr(layer, "dtype_policy", None), "name", "float32")
@@ -155,18 +163,67 @@ def numpy_steps(model: Any) -> list[Step]:
         if kind is layers.Flatten:
             if layer.data_format != "channels_last":
                 raise Unsupported("channels_first flatten")
-            steps.append(lambda x: x.reshape(len(x), -1))
+            steps.append((layer, lambda x: x.reshape(len(x), -1)))
         elif kind is layers.Rescaling:
-            steps.append(_rescaling(layer))
+            steps.append((layer, _rescaling(layer)))
         elif kind is layers.Dense:
-            steps.append(_dense(layer))
+            steps.append((layer, _dense(layer)))
         elif kind is layers.Dropout:
-            continue  # identity at inference
+            steps.append((layer, None))  # identity at inference
         elif kind is layers.BatchNormalization:
-            steps.append(_batch_norm(layer))
+            steps.append((layer, _batch_norm(layer)))
         else:
             raise Unsupported(f"layer {layer.name} ({kind.__name__})")
     return steps
+
+
+def check_activations(model: Any) -> None:
+    """Each activation the model uses, numpy against Keras, elementwise on -30..30."""
+    import keras
+
+    grid = np.linspace(-30, 30, 6001, dtype=np.float32).reshape(1, -1)
+    for name, step in NUMPY_ACTIVATIONS.items():
+        function = keras.activations.get(name)
+        if not any(getattr(layer, "activation", None) is function for layer in model.layers):
+            continue
+        expected = np.asarray(function(grid))
+        error = np.abs(step(grid) - expected) - ACTIVATION_RTOL * np.abs(expected)
+        if not error.max() <= ACTIVATION_ATOL:
+            raise Unsupported(f"activation {name} differs from Keras by {error.max():.2e}")
+
+
+def _error_scale(layer: Any, x: Array, expected: Array) -> float:
+    """What float32 rounding error in a layer's output is relative to: for a dense layer the
+    largest sum of |input * weight| (a pre-activation is only that exact, and every activation
+    here has a slope of 2 at most); for batch normalisation its largest |input * scale| + |shift|."""
+    import keras
+
+    if isinstance(layer, keras.layers.Dense):
+        bound = np.abs(x.reshape(len(x), -1)) @ np.abs(_weights(layer.kernel))
+        if layer.use_bias:
+            bound += np.abs(_weights(layer.bias))
+        return 2 * max(1.0, float(bound.max()))
+    if isinstance(layer, keras.layers.BatchNormalization):
+        inv = 1 / np.sqrt(_weights(layer.moving_variance) + np.float32(layer.epsilon))
+        if layer.scale:
+            inv = inv * _weights(layer.gamma)
+        shift = np.abs(_weights(layer.moving_mean) * inv)
+        if layer.center:
+            shift = shift + np.abs(_weights(layer.beta))
+        return max(1.0, float((np.abs(x) * np.abs(inv) + shift).max()))
+    return max(1.0, float(np.abs(expected).max()))
+
+
+def check_layers(steps: list[tuple[Any, Step | None]], probes: Array) -> None:
+    """Each step against its Keras layer, both fed the output of the Keras layer before it."""
+    x = probes
+    for layer, step in steps:
+        expected = np.asarray(layer(x, training=False))
+        got = x if step is None else step(x)
+        error = float(np.abs(got - expected).max()) if got.shape == expected.shape else np.inf
+        if not error <= LAYER_RTOL * _error_scale(layer, x, expected):  # also catches NaN
+            raise Unsupported(f"layer {layer.name} differs from Keras by {error:.2e}")
+        x = expected
 
 
 def _run(steps: list[Step], pixels: Array) -> Array:
@@ -201,8 +258,11 @@ class Predictor:
         self.fallback_reason: str | None = None
         self._steps: list[Step] | None = None
         try:
-            steps = numpy_steps(self.model)
+            pairs = numpy_steps(self.model)
+            steps = [step for _layer, step in pairs if step is not None]
+            check_activations(self.model)
             probes = probe_images()
+            check_layers(pairs, probes)
             expected = self._keras(probes)
             got = _run(steps, probes)
             if got.shape != expected.shape:

@@ -148,3 +148,9 @@ def test_openapi_documents_errors(client) -> None:
     post = schema["paths"]["/experiments"]["post"]
     assert {"201", "422", "503"} <= set(post["responses"])
     assert "404" in schema["paths"]["/experiments/{experiment_id}"]["get"]["responses"]
+
+
+def test_repeated_query_parameter_is_422(client) -> None:
+    response = client.get("/experiments?status=queued&status=failed")
+    assert response.status_code == 422
+    assert "status: given more than once" in response.json()["message"]
