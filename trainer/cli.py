@@ -51,7 +51,8 @@ def _schema() -> dict:
 def _overrides(args: argparse.Namespace) -> dict:
     training = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size}.items()
                 if v is not None}
-    data = {"max_train_samples": args.max_train_samples} if args.max_train_samples else {}
+    data = ({"max_train_samples": args.max_train_samples}
+            if args.max_train_samples is not None else {})
     return {k: v for k, v in {"training": training, "data": data}.items() if v}
 
 

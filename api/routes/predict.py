@@ -88,45 +88,66 @@ def instances_to_pixels(payload: Any, limit: int) -> np.ndarray:
 # general path, which also words every error; so a body read here always means what json.loads
 # and instances_to_pixels would have made of it.
 _JSON_SPACE = b" \t\n\r"
-_PLAIN_HEAD = re.compile(rb'\A[ \t\n\r]*\{[ \t\n\r]*"instances"[ \t\n\r]*:[ \t\n\r]*\[')
-_PLAIN_TAIL = re.compile(rb'\][ \t\n\r]*\}[ \t\n\r]*\Z')
-_PLAIN_BYTES = np.zeros(256, dtype=bool)
-_PLAIN_BYTES[np.frombuffer(b"0123456789,[]" + _JSON_SPACE, dtype=np.uint8)] = True
-_SPACE_BYTES = np.zeros(256, dtype=bool)
-_SPACE_BYTES[np.frombuffer(_JSON_SPACE, dtype=np.uint8)] = True
-_ROW_TOKENS = b"[" + b"n," * 783 + b"n]"  # a row once each number is one token "n"
+_PLAIN_CHARS = b"0123456789,[]" + _JSON_SPACE
+_PLAIN_HEAD = re.compile(rb'[ \t\n\r]*\{[ \t\n\r]*"instances"[ \t\n\r]*:[ \t\n\r]*\[')
+_OPEN, _CLOSE, _COMMA, _ZERO = b"[],0"
+
+
+def _digit_runs(text: np.ndarray) -> int:
+    digit = (text >= _ZERO) & (text <= _ZERO + 9)
+    return int(digit[0]) + int(np.count_nonzero(digit[1:] & ~digit[:-1]))
 
 
 def plain_instances(body: bytes, limit: int) -> np.ndarray | None:
     """(n, 28, 28) float32 pixels when the body is exactly {"instances": rows} with 1..limit rows
     of 784 integers 0..255 in plain JSON notation; None for any other body."""
-    head, tail = _PLAIN_HEAD.match(body), _PLAIN_TAIL.search(body)
-    if head is None or tail is None or tail.start() < head.end():
+    head = _PLAIN_HEAD.match(body)
+    end = len(body.rstrip(_JSON_SPACE)) - 1  # the closing brace of the object
+    if head is None or end < head.end() or body[end] != ord("}"):
         return None
-    text = np.frombuffer(body, dtype=np.uint8, count=tail.start() - head.end(), offset=head.end())
-    if not text.size or not _PLAIN_BYTES[text].all():
+    end = len(body[:end].rstrip(_JSON_SPACE)) - 1  # the bracket that closes "instances"
+    if end < head.end() or body[end] != _CLOSE:
         return None
-    digit = (text >= ord("0")) & (text <= ord("9"))
-    first = digit.copy()
+    rows_text = body[head.end():end]
+    if not rows_text or rows_text.translate(None, _PLAIN_CHARS):  # a byte of another kind
+        return None
+    compact = rows_text.translate(None, _JSON_SPACE)
+    c = np.frombuffer(compact, dtype=np.uint8)
+    if len(c) < 3 or c[0] != _OPEN or c[-1] != _CLOSE:
+        return None
+    if _digit_runs(c) != _digit_runs(np.frombuffer(rows_text, dtype=np.uint8)):
+        return None  # dropping the spaces joined two numbers ("1 2")
+    opens, closes, commas = c == _OPEN, c == _CLOSE, c == _COMMA
+    digit = ~(opens | closes | commas)
+    # The grammar, as rules on neighbours: "[" after "," (or first) and before a digit; "]"
+    # after a digit and before "," (or last); "," between digits or between "]" and "[".
+    # Together: rows of one or more numbers, no nesting, nothing empty.
+    if ((opens[1:] & ~commas[:-1]).any() or (opens[:-1] & ~digit[1:]).any()
+            or (closes[1:] & ~digit[:-1]).any() or (closes[:-1] & ~commas[1:]).any()
+            or (commas[1:-1] & ~((digit[:-2] & digit[2:]) | (closes[:-2] & opens[2:]))).any()):
+        return None
+    first = digit.copy()  # the first digit of each number
     first[1:] &= ~digit[:-1]
-    last = digit.copy()
+    starts = np.flatnonzero(opens)
+    if not 1 <= len(starts) <= limit:
+        return None
+    if (np.add.reduceat(first.view(np.uint8), starts, dtype=np.int64) != 784).any():
+        return None
+    last = digit.copy()  # the last digit of each number
     last[:-1] &= ~digit[1:]
-    kept = ~_SPACE_BYTES[text] & (~digit | first)  # punctuation, and one byte per number
-    tokens = text[kept]
-    tokens[first[kept]] = ord("n")
-    rows = int(np.count_nonzero(tokens == ord("[")))
-    if not 1 <= rows <= limit or tokens.tobytes() != b",".join([_ROW_TOKENS] * rows):
+    if (digit[3:] & digit[2:-1] & digit[1:-2] & digit[:-3]).any():
+        return None  # four digits or more: above 255
+    if (first & ~last & (c == _ZERO)).any():
+        return None  # a leading zero: not JSON
+    value = c.astype(np.int16) - _ZERO
+    tens = np.zeros_like(value)
+    tens[1:] = np.where(digit[:-1], value[:-1] * 10, 0)
+    hundreds = np.zeros_like(value)
+    hundreds[2:] = np.where(digit[1:-1] & digit[:-2], value[:-2] * 100, 0)
+    numbers = (value + tens + hundreds)[last]
+    if numbers.max() > 255:
         return None
-    starts, ends = np.flatnonzero(first), np.flatnonzero(last)
-    length = ends - starts + 1
-    values = text.astype(np.int32) - ord("0")
-    if length.max() > 3 or (values[starts][length > 1] == 0).any():  # >999, or a leading zero
-        return None
-    number = values[ends] + np.where(length > 1, 10 * values[ends - 1], 0)
-    number += np.where(length > 2, 100 * values[ends - 2], 0)
-    if number.max() > 255:
-        return None
-    return number.reshape(rows, 28, 28).astype(np.float32)
+    return numbers.reshape(len(starts), 28, 28).astype(np.float32)
 
 
 async def uploads_to_pixels(request: Request, limit: int) -> tuple[np.ndarray, list[str]]:
