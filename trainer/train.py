@@ -98,6 +98,7 @@ def train(
     """
     import keras
 
+    from trainer import checkpoint
     from trainer.callbacks import EpochTimer, LearningRateLogger, ReportEpoch, StopOnRequest
     from trainer.model import build_model
     from trainer.optimizers import build_optimizer
@@ -125,11 +126,12 @@ def train(
 
     stopper = StopOnRequest(tee)
     callbacks: list[Any] = [EpochTimer(), LearningRateLogger(), stopper, ReportEpoch(tee, stopper)]
+    initial_epoch = 0
     if checkpoint_dir is not None:
+        initial_epoch = checkpoint.restore(model, Path(checkpoint_dir))
         # After ReportEpoch: an epoch is stored before its checkpoint, so a crash in between
         # repeats the epoch (stored once) rather than leaving a gap in the history.
-        callbacks.append(keras.callbacks.BackupAndRestore(str(checkpoint_dir),
-                                                          double_checkpoint=True))
+        callbacks.append(checkpoint.EpochCheckpoint(Path(checkpoint_dir), stopper))
     early = spec.training.early_stopping
     early_cb = None
     if early is not None:
@@ -142,12 +144,13 @@ def train(
     else:
         validation = {"validation_split": spec.training.validation_split}
 
-    tee.on_start(total_epochs=spec.training.epochs, initial_epoch=0)
+    tee.on_start(total_epochs=spec.training.epochs, initial_epoch=initial_epoch)
     model.fit(
         x_train,
         _labels(y_train, loss),
         batch_size=spec.training.batch_size,
         epochs=spec.training.epochs,
+        initial_epoch=initial_epoch,
         shuffle=spec.training.shuffle,
         callbacks=callbacks,
         verbose=0,
@@ -182,6 +185,8 @@ def train(
         affine=affine,
         seconds=0.0,
     )
+    if checkpoint_dir is not None:
+        checkpoint.clear(Path(checkpoint_dir))  # finished: nothing left to resume
     if out_dir is not None:
         result.artifacts = artifacts.write_all(Path(out_dir), spec=spec, model=model,
                                                result=result, data=data, x_test=x_test)
