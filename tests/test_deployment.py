@@ -16,14 +16,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def compose() -> dict:
-    binary = shutil.which("docker-compose")
-    if binary is None:
+def binary() -> str:
+    found = shutil.which("docker-compose")
+    if found is None:
         if os.environ.get("CI"):
             pytest.fail("docker-compose is not installed (.ci/run installs Debian's package)")
         pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def compose(binary: str) -> dict:
+    env = {**os.environ, "MNISTLAB_API_KEYS": "compose-test-key"}
     result = subprocess.run([binary, "config"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60, check=False)
+                            timeout=60, check=False, env=env)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
@@ -44,6 +50,13 @@ def test_api_and_workers_share_settings_and_artifacts(compose: dict) -> None:
     artifacts = api["environment"]["MNISTLAB_ARTIFACTS_DIR"]
     for service in (api, worker):
         assert any(v.startswith("artifacts:") and f":{artifacts}" in v for v in service["volumes"])
+
+
+def test_keys_are_required_in_compose(binary: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MNISTLAB_API_KEYS"}
+    result = subprocess.run([binary, "config"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, check=False, env=env)
+    assert result.returncode != 0 and "MNISTLAB_API_KEYS" in result.stderr
 
 
 def test_worker_consumes_the_queue_the_api_sends_to(compose: dict) -> None:
