@@ -142,22 +142,24 @@ class SGD(StrictModel):
     nesterov: bool = False
 
 
-class Adam(StrictModel):
-    name: Literal["adam"] = "adam"
+class _AdamFamily(StrictModel):
+    """The moment-estimate options Adam and its relatives share."""
+
+    name: str
     learning_rate: Rate = 0.001
     beta_1: UnitInterval = 0.9
     beta_2: UnitInterval = 0.999
     epsilon: Epsilon = 1e-7
+
+
+class Adam(_AdamFamily):
+    name: Literal["adam"] = "adam"
     amsgrad: bool = False
 
 
-class AdamW(StrictModel):
+class AdamW(_AdamFamily):
     name: Literal["adamw"] = "adamw"
-    learning_rate: Rate = 0.001
     weight_decay: float = Field(0.004, ge=0, le=1)
-    beta_1: UnitInterval = 0.9
-    beta_2: UnitInterval = 0.999
-    epsilon: Epsilon = 1e-7
     amsgrad: bool = False
 
 
@@ -184,20 +186,12 @@ class Adadelta(StrictModel):
     epsilon: Epsilon = 1e-7
 
 
-class Adamax(StrictModel):
+class Adamax(_AdamFamily):
     name: Literal["adamax"] = "adamax"
-    learning_rate: Rate = 0.001
-    beta_1: UnitInterval = 0.9
-    beta_2: UnitInterval = 0.999
-    epsilon: Epsilon = 1e-7
 
 
-class Nadam(StrictModel):
+class Nadam(_AdamFamily):
     name: Literal["nadam"] = "nadam"
-    learning_rate: Rate = 0.001
-    beta_1: UnitInterval = 0.9
-    beta_2: UnitInterval = 0.999
-    epsilon: Epsilon = 1e-7
 
 
 OptimizerSpec = Annotated[
