@@ -14,6 +14,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBearer
 
 from api.deps import SettingsDep
+from common.settings import Settings
 
 # Declares the scheme in OpenAPI; added to the routes only when keys are configured.
 bearer_scheme = HTTPBearer(auto_error=False, description="An API key from MNISTLAB_API_KEYS")
@@ -23,8 +24,12 @@ def owner_of(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def current_owner(request: Request, settings: SettingsDep) -> str | None:
+async def current_owner(request: Request, settings: SettingsDep) -> str | None:
     """The caller's owner id, or None when keys are off."""
+    return owner_from_headers(request, settings)
+
+
+def owner_from_headers(request: Request, settings: Settings) -> str | None:
     keys = settings.keys
     if not keys:
         return None

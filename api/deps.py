@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,14 +13,15 @@ from common.db import session_factory
 from common.settings import Settings
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def get_session(settings: SettingsDep) -> Iterator[Session]:
+async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
+    # async only so FastAPI skips a thread-pool hop: opening a Session does no I/O.
     with session_factory(settings.database)() as session:
         yield session
 
@@ -28,7 +29,7 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def no_repeated_query(request: Request) -> None:
+async def no_repeated_query(request: Request) -> None:
     """Every query parameter of this API takes one value: a repeat is a mistake, not a list."""
     seen: set[str] = set()
     for key, _value in request.query_params.multi_items():

@@ -108,9 +108,9 @@ def train(
     keras.utils.set_random_seed(spec.training.seed)
 
     data = load_dataset(spec.data.dataset)
-    x_train = data.x_train[: spec.data.max_train_samples].astype(np.float32)
+    x_train = data.x_train[: spec.data.max_train_samples]
     y_train = data.y_train[: spec.data.max_train_samples]
-    x_test = data.x_test[: spec.data.max_test_samples].astype(np.float32)
+    x_test = data.x_test[: spec.data.max_test_samples]
     y_test = data.y_test[: spec.data.max_test_samples]
     affine = affine_for(spec.data)
 
