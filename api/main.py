@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import errors
 from api.auth import bearer_scheme, current_owner
-from api.deps import no_repeated_query
+from api.deps import strict_query
 from api.limits import BodySizeLimit
 from api.predictor import ModelCache
 from api.routes import (
@@ -76,7 +76,7 @@ async def _too_deep(_request: Request, _exc: Exception) -> JSONResponse:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="mnistlab", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
-                  dependencies=[Depends(no_repeated_query)])
+                  dependencies=[Depends(strict_query)])
     app.state.settings = settings
     app.state.celery = make_celery(settings)
     app.state.models = ModelCache()

@@ -154,3 +154,5 @@ def test_repeated_query_parameter_is_422(client) -> None:
     response = client.get("/experiments?status=queued&status=failed")
     assert response.status_code == 422
     assert "status: given more than once" in response.json()["message"]
+    typo = client.get("/experiments?stauts=queued")
+    assert typo.status_code == 422 and "stauts: unknown query parameter" in typo.json()["message"]
