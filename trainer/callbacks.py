@@ -25,6 +25,18 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._started
 
 
+class FirstBatchTimer(keras.callbacks.Callback):
+    """Notes when the first training step (or chunk of steps) has finished: start-up cost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at: float | None = None
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.at is None:
+            self.at = time.perf_counter()
+
+
 class LearningRateLogger(keras.callbacks.Callback):
     """Adds the optimizer's current `learning_rate` to the epoch's logs."""
 

@@ -33,6 +33,7 @@ class TrainingResult:
     weights: list[WeightStats]
     affine: Affine
     seconds: float
+    seconds_to_first_batch: float | None = None
     artifacts: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -46,6 +47,7 @@ class TrainingResult:
             "weights": [w.as_dict() for w in self.weights],
             "preprocessing": {"scale": self.affine.scale, "offset": self.affine.offset},
             "seconds": self.seconds,
+            "seconds_to_first_batch": self.seconds_to_first_batch,
             "artifacts": self.artifacts,
         }
 
@@ -99,7 +101,13 @@ def train(
     import keras
 
     from trainer import checkpoint
-    from trainer.callbacks import EpochTimer, LearningRateLogger, ReportEpoch, StopOnRequest
+    from trainer.callbacks import (
+        EpochTimer,
+        FirstBatchTimer,
+        LearningRateLogger,
+        ReportEpoch,
+        StopOnRequest,
+    )
     from trainer.model import build_model
     from trainer.optimizers import build_optimizer
 
@@ -125,7 +133,9 @@ def train(
     )
 
     stopper = StopOnRequest(tee)
-    callbacks: list[Any] = [EpochTimer(), LearningRateLogger(), stopper, ReportEpoch(tee, stopper)]
+    first_batch = FirstBatchTimer()
+    callbacks: list[Any] = [EpochTimer(), first_batch, LearningRateLogger(), stopper,
+                            ReportEpoch(tee, stopper)]
     initial_epoch = 0
     if checkpoint_dir is not None:
         initial_epoch = checkpoint.restore(model, Path(checkpoint_dir))
@@ -184,6 +194,7 @@ def train(
         weights=model_weight_stats(kernels),
         affine=affine,
         seconds=0.0,
+        seconds_to_first_batch=(first_batch.at - started) if first_batch.at else None,
     )
     if checkpoint_dir is not None:
         checkpoint.clear(Path(checkpoint_dir))  # finished: nothing left to resume

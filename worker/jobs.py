@@ -38,6 +38,7 @@ def final_metrics(result: Any, history: dict[str, list[Any]]) -> dict[str, Any]:
         "stop_reason": result.stop_reason,
         "total_params": result.summary.total_params,
         "seconds": result.seconds,
+        "seconds_to_first_batch": result.seconds_to_first_batch,
     }
 
 

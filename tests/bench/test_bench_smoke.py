@@ -40,6 +40,10 @@ EXPECTED_ROWS = {
         "Worker pool child peak RSS, vanilla recipe, 1 epoch(s) on 500 sample images",
         "Worker main (Celery) process peak RSS",
     ],
+    "bench_job_start.py": [
+        "batch 1024: queue -> first batch, warm worker (median of jobs 2-4)",
+        "batch 32: queue -> first batch, warm worker (median of jobs 2-4)",
+    ],
     "bench_startup.py": [
         '`python -c "import api.main"` wall time (median)',
         "uvicorn start until /health answers 200 (median)",
@@ -73,3 +77,14 @@ def test_smoke_run(script: str) -> None:
     assert "(smoke run" in done.stdout
     after = DOCS.read_bytes() if DOCS.exists() else None
     assert after == before, "a smoke run must not rewrite docs/BENCHMARKS.md"
+
+
+def test_train_speed_smoke() -> None:
+    before = DOCS.read_bytes() if DOCS.exists() else None
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "train_speed.py"), "--smoke"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for config in ("| vanilla, batch 32 |", "| vanilla, batch 1024 |", "| deep, batch 1024 |"):
+        assert config in done.stdout, done.stdout
+    assert "error" not in done.stdout.split("| config |", 1)[1]
+    assert (DOCS.read_bytes() if DOCS.exists() else None) == before
