@@ -74,6 +74,11 @@ class Run:
         end = datetime.fromisoformat(self.experiment["finished_at"])
         return (end - start).total_seconds()
 
+    @property
+    def gap(self) -> float:
+        """Train minus test accuracy after training."""
+        return self.metrics["train_accuracy"] - self.metrics["test_accuracy"]
+
     def kernel(self, layer: str = "dense_1") -> dict[str, Any]:
         return next(w for w in self.weights if w["layer"] == layer)
 
@@ -145,7 +150,7 @@ def _sgd(r: dict[str, Run]) -> tuple[bool, str]:
 
 def _overfit(r: dict[str, Run]) -> tuple[bool, str]:
     short, long = r["overfit-5"], r["overfit-100"]
-    gaps = {k: v.metrics["train_accuracy"] - v.metrics["test_accuracy"] for k, v in r.items()}
+    gaps = {k: v.gap for k, v in r.items()}
     holds = gaps["overfit-100"] > gaps["overfit-5"]
     spread = (f"weight std {short.kernel()['std']:.4f} vs {long.kernel()['std']:.4f}; "
               f"|w| > 0.2: {pct(short.kernel()['fraction_beyond_0_2'])} vs "
@@ -160,8 +165,7 @@ def _overfit(r: dict[str, Run]) -> tuple[bool, str]:
 def _l2(r: dict[str, Run]) -> tuple[bool, str]:
     l2, plain = r["l2"], r["no-dropout"]
     holds = l2.kernel()["std"] < plain.kernel()["std"]
-    gap_l2 = l2.metrics["train_accuracy"] - l2.metrics["test_accuracy"]
-    gap_plain = plain.metrics["train_accuracy"] - plain.metrics["test_accuracy"]
+    gap_l2, gap_plain = l2.gap, plain.gap
     return holds, (f"Hidden-layer weight std: L2(0.1) {l2.kernel()['std']:.4f} vs none "
                    f"{plain.kernel()['std']:.4f}; train/test gap {pct(gap_l2)} vs {pct(gap_plain)}; "
                    f"test accuracy {pct(l2.metrics['test_accuracy'])} vs "
@@ -170,8 +174,7 @@ def _l2(r: dict[str, Run]) -> tuple[bool, str]:
 
 def _dropout(r: dict[str, Run]) -> tuple[bool, str]:
     drop, plain = r["dropout"], r["no-dropout"]
-    gap_drop = drop.metrics["train_accuracy"] - drop.metrics["test_accuracy"]
-    gap_plain = plain.metrics["train_accuracy"] - plain.metrics["test_accuracy"]
+    gap_drop, gap_plain = drop.gap, plain.gap
     beyond = (drop.kernel()["fraction_beyond_0_2"], plain.kernel()["fraction_beyond_0_2"])
     holds = gap_drop < gap_plain
     return holds, (f"Train/test gap with dropout {pct(gap_drop)}, without {pct(gap_plain)}; "
