@@ -37,7 +37,8 @@ below, between its `<!-- bench:NAME -->` markers. Figures from different runs (o
 not comparable: each target is measured side by side with its baseline in the same run. The
 machine may be shared; each table gives the 1-minute load average at its start and end.
 
-Run them all: `for s in predict api memory startup; do .venv/bin/python bench/bench_$s.py; done`
+Run them all: `for s in predict api memory startup job_start; do .venv/bin/python bench/bench_$s.py; done`
+and `.venv/bin/python bench/train_speed.py` (PyTorch for its baseline: `pip install -e '.[bench]'`)
 (`--smoke` for a quick check that changes nothing here; CI runs tests/bench/test_bench_smoke.py).
 """
 FULL_DATA = Path(os.environ.get("MNISTLAB_BENCH_DATA_DIR", str(ROOT.parent / "shared" / "datasets")))

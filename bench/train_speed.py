@@ -276,7 +276,7 @@ def main() -> int:
                      f"{bound:.2f} | {100 * acc_ours:.2f} / {100 * acc_keras:.2f} | {hooks:.2f} | "
                      f"{target}; hooks < 2%; acc within 0.3 | {'yes' if met else 'NO'} |")
     body = "\n".join([
-        "## Training throughput (bench/train_speed.py)",
+        "### Training throughput (bench/train_speed.py)",
         "",
         *(f"- {k}: {v}" for k, v in machine().items()),
         f"- GEMM rate (best of numpy / TensorFlow / PyTorch, 1024x784 @ 784x1000 fp32): "
