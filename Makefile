@@ -1,5 +1,6 @@
 # Quick start: `make serve` runs the service, `make test` runs the suite. Both set up .venv first.
 PYTHON ?= python3
+PORT ?= 8000
 VENV ?= .venv
 BIN := $(VENV)/bin
 SHARED_DATA := $(abspath ../shared/datasets)
@@ -18,7 +19,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 serve: install
-	$(BIN)/mnistlab serve
+	$(BIN)/mnistlab serve --port $(PORT)
 
 test: install
 	$(BIN)/python -m pytest
