@@ -178,10 +178,15 @@ def _dropout(r: dict[str, Run]) -> tuple[bool, str]:
     gap_drop, gap_plain = drop.gap, plain.gap
     beyond = (drop.kernel()["fraction_beyond_0_2"], plain.kernel()["fraction_beyond_0_2"])
     holds = gap_drop < gap_plain
+    spread = ("" if beyond[0] < beyond[1] else
+              " The weight-spread part does not show: with dropout more hidden weights lie beyond "
+              "±0.2. Keras's Dropout scales the kept activations by 1/(1-0.75) = 4 while training, "
+              "and each weight is updated on only a quarter of the steps, so its histogram "
+              "need not narrow; the chapter's figure may come from a different scaling.")
     return holds, (f"Train/test gap with dropout {pct(gap_drop)}, without {pct(gap_plain)}; "
                    f"hidden weights beyond ±0.2: {pct(beyond[0])} vs {pct(beyond[1])}; test "
                    f"accuracy {pct(drop.metrics['test_accuracy'])} vs "
-                   f"{pct(plain.metrics['test_accuracy'])}.")
+                   f"{pct(plain.metrics['test_accuracy'])}.{spread}")
 
 
 def _batchnorm(r: dict[str, Run]) -> tuple[bool, str]:
@@ -201,7 +206,11 @@ COMPARISONS = [
     Comparison("Batch 32 vs batch 30000", ["scaled", "batch-30000"],
                "batch 30000 reaches ~98% only much later", _batch),
     Comparison("One hidden layer vs three", ["no-dropout", "deep"],
-               "three layers reach ~98.6% with a large train/test gap", _deep),
+               "three layers reach ~98.6% with a large train/test gap", _deep,
+               if_not="Our budget is 30 epochs against the chapter's 250: at batch 1024 both nets "
+                      "are still within a few tenths of a point of each other (seed noise is of "
+                      "that size), so the deeper net's advantage has not appeared yet; its gap is "
+                      "the larger one, as the chapter says."),
     Comparison("Adam learning rates: 0.001 vs 0.01 vs 0.1", ["lr-0.001", "lr-0.01", "lr-0.1"],
                "~90% and steppy at 0.01; 0.1 gets stuck", _lr,
                if_not="The order holds (0.001 > 0.01 > 0.1) but 0.1 does not get stuck here: with "
