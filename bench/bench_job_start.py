@@ -16,6 +16,7 @@ import _common as bench
 
 TARGET_SECONDS = 1.0
 JOBS = 4
+SMOKE_JOBS = 2
 
 
 def _submit_and_wait(client, body: dict) -> tuple[float, dict]:
@@ -40,12 +41,13 @@ def main() -> int:
         smoke=args.smoke)
     data_dir = None if args.smoke else bench.FULL_DATA
     rows = []
+    jobs = SMOKE_JOBS if args.smoke else JOBS
     with bench.live_service(worker=True, data_dir=data_dir) as service:
         import httpx
 
         with httpx.Client(base_url=service.base, timeout=30) as client:
             for batch in (1024, 32):
-                for i in range(JOBS):
+                for i in range(jobs):
                     body = {"recipe": "scaled", "overrides": {
                         "name": f"start-{batch}-{i}",
                         "training": {"epochs": 1, "batch_size": batch},
@@ -60,7 +62,7 @@ def main() -> int:
         warm = mine[1:]  # the first job of a fresh worker also warms caches
         claim = statistics.median(r[2] for r in warm)
         first = statistics.median(r[3] for r in warm)
-        report.add(f"batch {batch}: queue -> first batch, warm worker (median of jobs 2-{JOBS})",
+        report.add(f"batch {batch}: queue -> first batch, warm worker (median of jobs 2-{jobs})",
                    f"< {TARGET_SECONDS:g} s", f"{first:.2f} s (queue -> claim {claim:.3f} s)",
                    f"first job of a fresh worker: {mine[0][3]:.2f} s", first < TARGET_SECONDS)
     report.notes.append(

@@ -239,7 +239,7 @@ def main() -> int:
     gemm = run_child("gemm", env=gemm_env)
     rows = []
     for name, (layers, batch, epochs) in CONFIGS.items():
-        epochs = 2 if args.smoke else epochs
+        epochs = 1 if args.smoke else epochs
         sample = n_train if args.smoke else None
         kinds = ["keras_plain", "ours"] + (["torch"] if _has_torch() else [])
         results = {kind: run_child(kind, layers, batch, epochs, sample, env=env) for kind in kinds}

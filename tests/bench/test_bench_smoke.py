@@ -41,8 +41,8 @@ EXPECTED_ROWS = {
         "Worker main (Celery) process peak RSS",
     ],
     "bench_job_start.py": [
-        "batch 1024: queue -> first batch, warm worker (median of jobs 2-4)",
-        "batch 32: queue -> first batch, warm worker (median of jobs 2-4)",
+        "batch 1024: queue -> first batch, warm worker (median of jobs 2-2)",
+        "batch 32: queue -> first batch, warm worker (median of jobs 2-2)",
     ],
     "bench_startup.py": [
         '`python -c "import api.main"` wall time (median)',
