@@ -5,12 +5,11 @@ from __future__ import annotations
 from celery import Celery
 from fastapi import HTTPException
 
-from worker.celery_app import TRAIN_TASK
+from worker.celery_app import send_training
 
 
 def enqueue_training(celery: Celery, experiment_id: str) -> None:
     try:
-        # retry=False: the broker's socket timeouts bound the wait instead of kombu's retries.
-        celery.send_task(TRAIN_TASK, args=[experiment_id], retry=False)
+        send_training(celery, experiment_id)
     except Exception as exc:  # kombu raises several connection error types
         raise HTTPException(status_code=503, detail=f"broker unavailable: {exc}") from exc

@@ -43,4 +43,10 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+def send_training(celery: Celery, experiment_id: str) -> None:
+    """Queue one training message. retry=False: the broker's socket timeouts bound the wait
+    instead of kombu's retries, so a dead broker fails fast."""
+    celery.send_task(TRAIN_TASK, args=[experiment_id], retry=False)
+
+
 app = make_celery(get_settings())

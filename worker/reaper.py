@@ -20,7 +20,7 @@ from common import store
 from common.db import session_scope
 from common.models import QUEUED, RUNNING, utcnow
 from common.settings import Settings
-from worker.celery_app import TRAIN_TASK
+from worker.celery_app import send_training
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,6 @@ def live_workers(celery: Celery) -> list[str]:
     return [name for reply in replies for name in reply]
 
 
-def _send(celery: Celery, experiment_id: str) -> None:
-    celery.send_task(TRAIN_TASK, args=[experiment_id], retry=False)
-
-
 def reap(settings: Settings, celery: Celery) -> Reaped:
     now = utcnow()
     done = Reaped()
@@ -74,7 +70,7 @@ def reap(settings: Settings, celery: Celery) -> Reaped:
                 if not store.requeue(session, experiment_id=experiment_id, status=RUNNING,
                                      attempt=attempt):
                     continue
-            _send(celery, experiment_id)
+            send_training(celery, experiment_id)
             done.requeued.append(experiment_id)
     if waiting:
         held = broker_holds(settings)
@@ -85,7 +81,7 @@ def reap(settings: Settings, celery: Celery) -> Reaped:
                 if not store.requeue(session, experiment_id=experiment_id, status=QUEUED,
                                      attempt=attempt):
                     continue
-            _send(celery, experiment_id)
+            send_training(celery, experiment_id)
             done.resent.append(experiment_id)
     for kind in ("requeued", "failed", "resent"):
         if getattr(done, kind):
