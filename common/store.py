@@ -217,13 +217,6 @@ def _finish(experiment: Experiment, *, status: str, error: str | None) -> None:
     experiment.heartbeat_at = None
 
 
-def fail(session: Session, *, experiment_id: str, error: str) -> None:
-    """Fail a job whatever attempt holds it (used when no attempt can finish it any more)."""
-    experiment = session.get(Experiment, experiment_id, with_for_update=True)
-    if experiment is not None and experiment.status not in TERMINAL:
-        _finish(experiment, status=FAILED, error=error)
-
-
 def fail_if(session: Session, *, experiment_id: str, status: str, attempt: int,
             error: str) -> bool:
     """Fail the job if it is still in (status, attempt); compare-and-set."""

@@ -135,7 +135,7 @@ def test_list_filters_and_pages(db_url: str) -> None:
     with session_scope(db_url) as session:
         ids = [_new(session, name=f"n{i}", recipe="r" if i % 2 else None, owner="k")
                for i in range(5)]
-        store.fail(session, experiment_id=ids[0], error="boom")
+        assert store.fail_if(session, experiment_id=ids[0], status=QUEUED, attempt=0, error="boom")
     with session_scope(db_url) as session:
         page = store.list_experiments(session, limit=2)
         assert page.total == 5 and len(page.items) == 2
