@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer import artifacts
+from trainer import artifacts, compiled_models
 from trainer.data import load_dataset
 from trainer.evaluation import Evaluation, evaluate_predictions
 from trainer.preprocessing import Affine, affine_for
@@ -92,11 +92,14 @@ def train(
     reporter: Reporter | None = None,
     *,
     checkpoint_dir: Path | None = None,
+    reuse_compiled: bool = True,
 ) -> TrainingResult:
     """Train one experiment; write its artifacts to out_dir when given.
 
     With checkpoint_dir, the weights and optimizer state are saved after every epoch, and a
-    run that finds a checkpoint there resumes after its last finished epoch.
+    run that finds a checkpoint there resumes after its last finished epoch. With reuse_compiled
+    (the default), a model compiled by an earlier run in this process with the same graph is
+    reused (see trainer.compiled_models); pass False to compile afresh.
     """
     import keras
 
@@ -108,9 +111,6 @@ def train(
         ReportEpoch,
         StopOnRequest,
     )
-    from trainer.model import build_model
-    from trainer.optimizers import build_optimizer
-
     started = time.perf_counter()
     tee = _HistoryTee(reporter or Reporter())
     keras.utils.set_random_seed(spec.training.seed)
@@ -122,15 +122,11 @@ def train(
     y_test = data.y_test[: spec.data.max_test_samples]
     affine = affine_for(spec.data)
 
-    model = build_model(spec, affine)
     loss = spec.training.loss
     steps = -(-len(x_train) // spec.training.batch_size)
-    model.compile(
-        optimizer=build_optimizer(spec.optimizer),
-        loss=loss,
-        metrics=["accuracy"],
-        **compile_options(spec, steps),
-    )
+    options = compile_options(spec, steps)
+    graph = compiled_models.graph_key(spec, affine, options)
+    model = _compiled_model(spec, affine, graph, options, reuse=reuse_compiled)
 
     stopper = StopOnRequest(tee)
     first_batch = FirstBatchTimer()
@@ -204,4 +200,22 @@ def train(
     result.seconds = time.perf_counter() - started
     if out_dir is not None:
         artifacts.write_result_json(Path(out_dir), result)
+    if reuse_compiled:
+        compiled_models.PROCESS_MODELS.give_back(graph, model)
     return result
+
+
+def _compiled_model(spec: ExperimentSpec, affine: Affine, graph: str, options: dict[str, Any],
+                    *, reuse: bool) -> Any:
+    """A compiled model in the spec's seeded initial state: an earlier run's with the same graph
+    when this process has one, else a newly compiled one."""
+    from trainer.model import build_model
+    from trainer.optimizers import build_optimizer
+
+    fresh, optimizer = build_model(spec, affine), build_optimizer(spec.optimizer)
+    compiled = compiled_models.PROCESS_MODELS.take(graph) if reuse else None
+    if compiled is not None and compiled_models.load_initial_state(
+            compiled, fresh=fresh, fresh_optimizer=optimizer):
+        return compiled
+    fresh.compile(optimizer=optimizer, loss=spec.training.loss, metrics=["accuracy"], **options)
+    return fresh

@@ -41,8 +41,12 @@ EXPECTED_ROWS = {
         "Worker main (Celery) process peak RSS",
     ],
     "bench_job_start.py": [
-        "batch 1024: queue -> first batch, warm worker (median of jobs 2-2)",
-        "batch 32: queue -> first batch, warm worker (median of jobs 2-2)",
+        "batch 1024: queue -> first batch, warm worker, same graph, new seed and rate"
+        " (median of jobs 2-2)",
+        "batch 32: queue -> first batch, warm worker, same graph, new seed and rate"
+        " (median of jobs 2-2)",
+        "batch 32, new graph: queue -> first batch, warm worker, a hidden width new to the worker"
+        " (median of jobs 2-2)",
     ],
     "bench_startup.py": [
         '`python -c "import api.main"` wall time (median)',
