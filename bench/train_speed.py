@@ -31,10 +31,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _common import machine, write_section  # noqa: E402
 
 CONFIGS = {  # name: (hidden layers, batch size, epochs in full mode)
-    "vanilla, batch 32": (1, 32, 4),
+    "vanilla, batch 32": (1, 32, 5),
     "vanilla, batch 1024": (1, 1024, 6),
-    "deep, batch 1024": (3, 1024, 4),
+    "deep, batch 1024": (3, 1024, 5),
 }
+# Every kind runs once per seed. Final accuracy after a few epochs wanders by a few tenths
+# with the floating-point order alone, so the accuracy check compares means over seeds; the
+# epoch times of all runs are pooled, so a slow spell of this shared machine moves the median less.
+SEEDS = (42, 43, 44)
 
 
 # ---- children: each prints one JSON line -------------------------------------------------------
@@ -48,12 +52,13 @@ def _data(n_train: int | None) -> tuple[np.ndarray, ...]:
     return x, d.y_train[:n_train].astype(np.int64), xt, d.y_test.astype(np.int64)
 
 
-def child_keras_plain(layers: int, batch: int, epochs: int, n_train: int | None) -> dict:
+def child_keras_plain(layers: int, batch: int, epochs: int, n_train: int | None,
+                      seed: int) -> dict:
     """The chapter's script: Sequential, compile with defaults, fit with validation data."""
     import keras
 
     x, y, xt, yt = _data(n_train)
-    keras.utils.set_random_seed(42)
+    keras.utils.set_random_seed(seed)
     model = keras.Sequential([keras.Input((784,))]
                              + [keras.layers.Dense(1000, activation="relu") for _ in range(layers)]
                              + [keras.layers.Dense(10, activation="softmax")])
@@ -73,7 +78,8 @@ def child_keras_plain(layers: int, batch: int, epochs: int, n_train: int | None)
     return {"epoch_seconds": times, "test_accuracy": history.history["val_accuracy"][-1]}
 
 
-def child_ours(layers: int, batch: int, epochs: int, n_train: int | None) -> dict:
+def child_ours(layers: int, batch: int, epochs: int, n_train: int | None,
+               seed: int) -> dict:
     """A job as our worker runs it: stored, claimed, trained with the store reporter and lease."""
     from common import store
     from common.db import session_scope
@@ -86,7 +92,7 @@ def child_ours(layers: int, batch: int, epochs: int, n_train: int | None) -> dic
         "name": "bench",
         "data": {"max_train_samples": n_train},
         "model": {"hidden": [{"type": "dense", "units": 1000}] * layers},
-        "training": {"epochs": epochs, "batch_size": batch, "seed": 42},
+        "training": {"epochs": epochs, "batch_size": batch, "seed": seed},
     })
     hooks = {"seconds": 0.0}
     original_epoch = worker_reporter.StoreReporter.on_epoch
@@ -118,11 +124,12 @@ def child_ours(layers: int, batch: int, epochs: int, n_train: int | None) -> dic
             "hook_seconds_per_epoch": hooks["seconds"] / epochs}
 
 
-def child_torch(layers: int, batch: int, epochs: int, n_train: int | None) -> dict:
+def child_torch(layers: int, batch: int, epochs: int, n_train: int | None,
+                seed: int) -> dict:
     """A plain PyTorch eager loop: same net, Adam, cross-entropy, shuffled batches."""
     import torch
 
-    torch.manual_seed(42)
+    torch.manual_seed(seed)
     torch.set_num_threads(os.cpu_count() or 1)
     x, y, xt, yt = (torch.from_numpy(a) for a in _data(n_train))
     parts: list[torch.nn.Module] = []
@@ -212,8 +219,20 @@ def flops_per_epoch(layers: int, n_train: int, n_test: int) -> float:
     return 2 * macs * (3 * n_train + n_test)
 
 
+def _pooled(runs: list[dict]) -> dict:
+    """One kind's runs over the seeds: steady epochs (each run's first pays for compilation)
+    pooled, and the test accuracy of each seed."""
+    failed = [r for r in runs if "error" in r]
+    if failed:
+        return failed[0]
+    return {"epoch_seconds": [t for r in runs for t in (r["epoch_seconds"][1:] or r["epoch_seconds"])],
+            "test_accuracies": [r["test_accuracy"] for r in runs],
+            "hook_seconds_per_epoch": statistics.mean(r.get("hook_seconds_per_epoch", 0.0)
+                                                      for r in runs)}
+
+
 def steady(times: list[float]) -> float:
-    return statistics.median(times[1:] if len(times) > 1 else times)
+    return statistics.median(times)
 
 
 def main() -> int:
@@ -228,7 +247,7 @@ def main() -> int:
         else:
             layers, batch, epochs = map(int, rest[:3])
             n_train = None if rest[3] == "None" else int(rest[3])
-            print(json.dumps(CHILDREN[kind](layers, batch, epochs, n_train)))
+            print(json.dumps(CHILDREN[kind](layers, batch, epochs, n_train, int(rest[4]))))
         return 0
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
@@ -242,8 +261,14 @@ def main() -> int:
         epochs = 1 if args.smoke else epochs
         sample = n_train if args.smoke else None
         kinds = ["keras_plain", "ours"] + (["torch"] if _has_torch() else [])
-        results = {kind: run_child(kind, layers, batch, epochs, sample, env=env) for kind in kinds}
-        results.setdefault("torch", {"epoch_seconds": [float("nan")], "test_accuracy": None})
+        seeds = SEEDS[:1] if args.smoke else SEEDS
+        # Seeds in turn, each kind once per seed: a slow spell of the machine hits all kinds.
+        runs = {kind: [] for kind in kinds}
+        for seed in seeds:
+            for kind in kinds:
+                runs[kind].append(run_child(kind, layers, batch, epochs, sample, seed, env=env))
+        results = {kind: _pooled(kind_runs) for kind, kind_runs in runs.items()}
+        results.setdefault("torch", {"epoch_seconds": [float("nan")], "test_accuracies": []})
         bound = flops_per_epoch(layers, n_train, n_test) / (gemm["gflops"] * 1e9)
         rows.append((name, batch, results, bound))
         print(name, json.dumps({k: v.get("epoch_seconds", v) for k, v in results.items()}),
@@ -263,7 +288,8 @@ def main() -> int:
                                     for k in ("keras_plain", "ours", "torch"))
         ratio = ours_t / keras_t
         hooks = 100 * results["ours"]["hook_seconds_per_epoch"] / ours_t
-        acc_ours, acc_keras = results["ours"]["test_accuracy"], results["keras_plain"]["test_accuracy"]
+        acc_ours, acc_keras = (statistics.mean(results[k]["test_accuracies"])
+                               for k in ("ours", "keras_plain"))
         if batch == 32:
             target = "≤ 0.40 x Keras and < PyTorch"
             met = ratio <= 0.40 and ours_t < torch_t  # NaN (no PyTorch installed): not met
@@ -272,7 +298,10 @@ def main() -> int:
             met = ours_t <= torch_t
         met = met and hooks < 2 and abs(acc_ours - acc_keras) <= 0.003
         all_met &= met
-        lines.append(f"| {name} | {keras_t:.2f} | {ours_t:.2f} | {ratio:.2f} | {torch_t:.2f} | "
+        best = {k: min(results[k]["epoch_seconds"]) for k in ("keras_plain", "ours", "torch")}
+        lines.append(f"| {name} | {keras_t:.2f} ({best['keras_plain']:.2f}) | "
+                     f"{ours_t:.2f} ({best['ours']:.2f}) | {ratio:.2f} | "
+                     f"{torch_t:.2f} ({best['torch']:.2f}) | "
                      f"{bound:.2f} | {100 * acc_ours:.2f} / {100 * acc_keras:.2f} | {hooks:.2f} | "
                      f"{target}; hooks < 2%; acc within 0.3 | {'yes' if met else 'NO'} |")
     body = "\n".join([
@@ -282,9 +311,20 @@ def main() -> int:
         f"- GEMM rate (best of numpy / TensorFlow / PyTorch, 1024x784 @ 784x1000 fp32): "
         f"{gemm['gflops']:.0f} GFLOP/s {json.dumps({k: round(v) for k, v in gemm['by_library'].items()})}",
         f"- data: {'committed sample (smoke)' if args.smoke else 'full MNIST 60k/10k'}; "
-        "epoch time includes validation on the test set; medians over epochs 2..n",
+        "epoch time includes validation on the test set",
+        f"- each kind runs once per seed ({', '.join(map(str, seeds))}), kinds in turn; s/epoch is "
+        "the median of epochs 2..n of all those runs (the best epoch in brackets; targets are judged "
+        "on the medians); test accuracy is the mean over the seeds",
         "",
         *lines,
+        "",
+        "Final test accuracy per seed (ours / plain Keras):",
+        "",
+        *(f"- {name}: " + ", ".join(
+            f"{100 * a:.2f} / {100 * b:.2f}" for a, b in zip(
+                results["ours"].get("test_accuracies", []),
+                results["keras_plain"].get("test_accuracies", []), strict=False))
+          for name, _, results, _ in rows),
     ])
     print(body)
     if not args.smoke:

@@ -160,6 +160,8 @@ def train(
         shuffle=spec.training.shuffle,
         callbacks=callbacks,
         verbose=0,
+        # Validation computes no gradients: large batches cost a few calls, not hundreds.
+        validation_batch_size=max(EVAL_BATCH, spec.training.batch_size),
         **validation,
     )
 
