@@ -10,6 +10,7 @@ from common.db import reset_engines
 from common.settings import get_settings
 from worker.celery_app import TRAIN_TASK, app
 from worker.jobs import run_experiment
+from worker.malloc import limit_arenas
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 def _warm_up(**_kwargs: object) -> None:
     """Load TensorFlow and the data sets once per worker process, not once per job."""
     reset_engines()
+    limit_arenas()  # before TensorFlow starts its threads
     import keras  # noqa: F401  (the import is the warm-up)
 
     from trainer.data import DatasetUnavailable, load_dataset
