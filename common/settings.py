@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         "one Redis without taking each other's jobs.",
     )
     worker_concurrency: int = Field(1, ge=1, le=64, description="Trainings per worker host.")
+    worker_max_memory_mib: int = Field(
+        3072, ge=256, le=1024**2,
+        description="A worker process whose resident memory passes this when a job ends is "
+        "replaced by a fresh one (TensorFlow keeps ~20 MiB for every distinct model a process "
+        "has trained; a fresh process starts at ~620 MiB).",
+    )
     broker_timeout_seconds: float = Field(
         2.0, gt=0, le=60, description="How long the API waits on the broker before a 503."
     )

@@ -23,6 +23,8 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         worker_concurrency=settings.worker_concurrency,
+        # Checked after each job: bounds the memory TensorFlow keeps per distinct model.
+        worker_max_memory_per_child=settings.worker_max_memory_mib * 1024,  # KiB
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             # Every key and channel of this instance carries its name: two instances on one
