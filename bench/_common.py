@@ -132,12 +132,16 @@ class Row:
 @dataclass
 class Report:
     name: str  # the docs section: <!-- bench:NAME -->
-    title: str
-    command: str
+    title: str  # the heading names the script after it
+    script: str  # the bench script's file name, e.g. "bench_api.py"
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     info: dict[str, str] = field(default_factory=machine)
     smoke: bool = False
+
+    @property
+    def command(self) -> str:
+        return f"python bench/{self.script}" + (" --smoke" if self.smoke else "")
 
     def add(self, name: str, target: str, measured: str, baseline: str, met: bool | None) -> None:
         self.rows.append(Row(name, target, measured, baseline, met))
@@ -146,7 +150,7 @@ class Report:
         return [r for r in self.rows if r.met is False]
 
     def markdown(self) -> str:
-        lines = [f"### {self.title}", ""]
+        lines = [f"### {self.title} (bench/{self.script})", ""]
         lines.append(f"`{self.command}`" + (" (smoke run: tiny sizes, not the real figures)"
                                              if self.smoke else ""))
         lines.append("")

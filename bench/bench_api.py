@@ -22,9 +22,8 @@ SUBMIT = {"recipe": "scaled", "overrides": {"name": "bench", "training": {"epoch
 def main() -> int:
     args = bench.arguments(__doc__.splitlines()[0])
     smoke = args.smoke
-    report = bench.Report(
-        name="api", title="API: submit and history (bench/bench_api.py)",
-        command="python bench/bench_api.py" + (" --smoke" if smoke else ""), smoke=smoke)
+    report = bench.Report(name="api", title="API: submit and history",
+                          script="bench_api.py", smoke=smoke)
     count, warmup = (5, 2) if smoke else (300, 20)
     with bench.live_service() as service:
         import httpx

@@ -48,10 +48,8 @@ def _start(client, batch: int, i: int, overrides: dict) -> tuple[float, float]:
 
 def main() -> int:
     args = bench.arguments(__doc__.splitlines()[0])
-    report = bench.Report(
-        name="job_start", title="Job start on a warm worker (bench/bench_job_start.py)",
-        command="python bench/bench_job_start.py" + (" --smoke" if args.smoke else ""),
-        smoke=args.smoke)
+    report = bench.Report(name="job_start", title="Job start on a warm worker",
+                          script="bench_job_start.py", smoke=args.smoke)
     data_dir = None if args.smoke else bench.FULL_DATA
     rows = []
     jobs = SMOKE_JOBS if args.smoke else JOBS

@@ -79,9 +79,8 @@ def interpreter_rss(env: dict[str, str], extra: str = "") -> float:
 def main() -> int:
     args = bench.arguments(__doc__.splitlines()[0])
     smoke = args.smoke
-    report = bench.Report(
-        name="memory", title="Memory (bench/bench_memory.py)",
-        command="python bench/bench_memory.py" + (" --smoke" if smoke else ""), smoke=smoke)
+    report = bench.Report(name="memory", title="Memory",
+                          script="bench_memory.py", smoke=smoke)
     data_dir = bench.ROOT / "tests" / "data" if smoke else bench.FULL_DATA
     if not (data_dir / "mnist.npz").is_file():
         raise SystemExit(f"no mnist.npz in {data_dir}: set MNISTLAB_BENCH_DATA_DIR to the full data")

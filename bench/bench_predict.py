@@ -114,9 +114,8 @@ def main() -> int:
     args = bench.arguments(__doc__.splitlines()[0])
     smoke = args.smoke
     os.environ["MNISTLAB_DATA_DIR"] = str(SAMPLE_DATA)
-    report = bench.Report(
-        name="predict", title="Predict: HTTP vs in-process (bench/bench_predict.py)",
-        command="python bench/bench_predict.py" + (" --smoke" if smoke else ""), smoke=smoke)
+    report = bench.Report(name="predict", title="Predict: HTTP vs in-process",
+                          script="bench_predict.py", smoke=smoke)
     n_single, n_batch, n_keras = (20, 5, 3) if smoke else (3000, 400, 60)
     rounds = 1 if smoke else 6
     load_seconds, load_warmup = (1.0, 0.3) if smoke else (10.0, 2.0)

@@ -90,9 +90,8 @@ def import_profile(env: dict[str, str], top: int = 6) -> list[tuple[float, str]]
 def main() -> int:
     args = bench.arguments(__doc__.splitlines()[0])
     smoke = args.smoke
-    report = bench.Report(
-        name="startup", title="API start (bench/bench_startup.py)",
-        command="python bench/bench_startup.py" + (" --smoke" if smoke else ""), smoke=smoke)
+    report = bench.Report(name="startup", title="API start",
+                          script="bench_startup.py", smoke=smoke)
     repeats = 1 if smoke else 5
     import service_helpers as svc
 

@@ -24,7 +24,3 @@ def _serve(args: argparse.Namespace) -> int:
     from cli.serve import serve
 
     return serve(host=args.host, port=args.port, workers=args.workers)
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())

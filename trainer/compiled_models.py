@@ -64,11 +64,12 @@ def load_initial_state(compiled: Any, *, fresh: Any, fresh_optimizer: Any) -> bo
     and its optimizer's (step count, learning rate, slots) into `compiled`. False, and nothing
     copied, when the two do not line up variable for variable."""
     fresh_optimizer.build(fresh.trainable_variables)
-    pairs = list(zip(compiled.variables, fresh.variables, strict=False))
-    pairs += zip(compiled.optimizer.variables, fresh_optimizer.variables, strict=False)
-    if (len(compiled.variables) != len(fresh.variables)
-            or len(compiled.optimizer.variables) != len(fresh_optimizer.variables)
-            or any(tuple(a.shape) != tuple(b.shape) for a, b in pairs)):
+    groups = [(compiled.variables, fresh.variables),
+              (compiled.optimizer.variables, fresh_optimizer.variables)]
+    if any(len(targets) != len(sources) for targets, sources in groups):
+        return False
+    pairs = [pair for targets, sources in groups for pair in zip(targets, sources, strict=True)]
+    if any(tuple(target.shape) != tuple(source.shape) for target, source in pairs):
         return False
     for target, source in pairs:
         target.assign(source.value)

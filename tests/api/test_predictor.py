@@ -116,36 +116,26 @@ def test_probabilities_are_a_distribution(tmp_path, digits) -> None:
     assert np.allclose(got.sum(axis=1), 1, atol=1e-5)
 
 
-def test_a_layer_it_does_not_know_is_served_by_keras(tmp_path, digits) -> None:
+@pytest.mark.parametrize(("name", "middle", "reason"), [
+    # A layer it does not know, and an activation it does not know.
+    ("layer-norm", lambda layers: layers.LayerNormalization(), "LayerNormalization"),
+    ("exponential", lambda layers: layers.Dense(16, activation="exponential"), "exponential"),
+])
+def test_what_the_numpy_pass_does_not_know_is_served_by_keras(
+        tmp_path, digits, name: str, middle: Any, reason: str) -> None:
     import keras
 
     from api.predictor import Predictor
 
     model = keras.Sequential([keras.Input(shape=(28, 28)), keras.layers.Flatten(),
-                              keras.layers.Rescaling(1 / 255), keras.layers.LayerNormalization(),
+                              keras.layers.Rescaling(1 / 255), middle(keras.layers),
                               keras.layers.Dense(10, activation="softmax")])
-    path = tmp_path / "layer-norm.keras"
+    path = tmp_path / f"{name}.keras"
     model.save(path)
     predictor = Predictor(path)
     assert predictor.engine == "keras"
-    assert "LayerNormalization" in predictor.fallback_reason
+    assert reason in predictor.fallback_reason
     assert np.array_equal(predictor(digits), keras_probabilities(predictor, digits))
-
-
-def test_an_activation_it_does_not_know_is_served_by_keras(tmp_path, digits) -> None:
-    import keras
-
-    from api.predictor import Predictor
-
-    model = keras.Sequential([keras.Input(shape=(28, 28)), keras.layers.Flatten(),
-                              keras.layers.Rescaling(1 / 255),
-                              keras.layers.Dense(16, activation="exponential"),
-                              keras.layers.Dense(10, activation="softmax")])
-    path = tmp_path / "exponential.keras"
-    model.save(path)
-    predictor = Predictor(path)
-    assert predictor.engine == "keras"
-    assert "exponential" in predictor.fallback_reason
 
 
 def test_a_wrong_activation_formula_is_caught_at_load(tmp_path, digits, monkeypatch) -> None:

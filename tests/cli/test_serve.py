@@ -26,7 +26,7 @@ def test_serve_starts_everything_trains_and_stops_on_ctrl_c(tmp_path: Path) -> N
            "MNISTLAB_INSTANCE": svc.new_instance(), "MNISTLAB_DATA_DIR": str(svc.SAMPLE_DATA),
            "PYTHONPATH": str(ROOT)}
     log = (tmp_path / "serve.log").open("wb")
-    serve = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+    serve = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)],
                              env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
